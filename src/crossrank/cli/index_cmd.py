@@ -1,0 +1,121 @@
+"""``crossrank index build|add|delete|info``: the persistent first-stage index."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from ..errors import InvalidInputError
+
+HELP = """Build and update a search index in DIR. Input: a .jsonl file (one {"id", "text", "title"?, ...}
+object per line; other keys are kept as metadata), a text/Markdown file, or a folder of them. Documents
+are split into overlapping token chunks; BM25 (jieba for Chinese, stemming for English) and dense
+multilingual-e5-small vectors are stored. Updates are atomic: a crash leaves the previous index readable."""
+
+
+def register(sub) -> None:
+    parser = sub.add_parser("index", help="build or update a search index", description=HELP)
+    actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
+    build = actions.add_parser("build", help="create an index from documents")
+    build.add_argument("--input", "-i", required=True, help="a .jsonl file, a text/Markdown file, or a folder")
+    build.add_argument("--index", required=True, help="index folder to create")
+    build.add_argument("--chunk-tokens", type=int, default=200, help="tokens per chunk")
+    build.add_argument("--overlap", type=int, default=40, help="tokens shared by consecutive chunks")
+    build.add_argument("--embedder", default="e5-small", choices=["e5-small", "hash", "none"], help="dense model")
+    build.add_argument("--backend", default="embedded", choices=["embedded", "qdrant"], help="where vectors live")
+    build.add_argument("--qdrant", default=None, help="qdrant backend: URL, folder or :memory: (default DIR/qdrant)")
+    build.set_defaults(func=run_build)
+    add = actions.add_parser("add", help="add or replace documents in an index")
+    add.add_argument("--input", "-i", required=True, help="a .jsonl file, a text/Markdown file, or a folder")
+    add.add_argument("--index", required=True, help="index folder")
+    add.set_defaults(func=run_add)
+    delete = actions.add_parser("delete", help="remove documents by id")
+    delete.add_argument("--index", required=True, help="index folder")
+    delete.add_argument("ids", nargs="+", help="document ids")
+    delete.set_defaults(func=run_delete)
+    info = actions.add_parser("info", help="print an index's manifest")
+    info.add_argument("--index", required=True, help="index folder")
+    info.set_defaults(func=run_info)
+
+
+class _Bar:
+    def __init__(self, total: int, desc: str):
+        from tqdm import tqdm
+
+        self.bar = tqdm(total=total, desc=desc, unit="chunk", disable=None, file=sys.stderr)
+
+    def __call__(self, n: int) -> None:
+        self.bar.update(n)
+
+
+def _add_documents(retriever, path: str, chunk_tokens: int, overlap: int) -> int:
+    from ..retrieval.sources import chunk_documents, read_documents
+
+    chunks = chunk_documents(read_documents(path), chunk_tokens, overlap)
+    if not chunks:
+        raise InvalidInputError(f"{path}: no text to index (all documents are empty)")
+    bar = _Bar(len(chunks), "embedding")
+    try:
+        return retriever.add(chunks, progress=bar)
+    finally:
+        bar.bar.close()
+
+
+def run_build(args: argparse.Namespace) -> int:
+    from ..retrieval import IndexConfig, create_retriever
+    from ..retrieval.chunking import check_chunking
+
+    check_chunking(args.chunk_tokens, args.overlap)
+    embedder = None if args.embedder == "none" else args.embedder
+    if args.backend == "qdrant" and embedder is None:
+        raise InvalidInputError("--backend qdrant needs an embedder: use --embedder e5-small or hash")
+    config = IndexConfig(
+        backend=args.backend,
+        embedder=embedder,
+        chunk_tokens=args.chunk_tokens,
+        chunk_overlap=args.overlap,
+        default_method="hybrid" if embedder else "bm25",
+        qdrant_location=args.qdrant,
+    )
+    # Read and chunk first, so that bad input leaves no half-created index behind.
+    from ..retrieval.sources import chunk_documents, read_documents
+
+    chunks = chunk_documents(read_documents(args.input), config.chunk_tokens, config.chunk_overlap)
+    if not chunks:
+        raise InvalidInputError(f"{args.input}: no text to index (all documents are empty)")
+    retriever = create_retriever(args.index, config)
+    bar = _Bar(len(chunks), "embedding")
+    try:
+        retriever.add(chunks, progress=bar)
+    finally:
+        bar.bar.close()
+    sys.stdout.write(f"indexed {len(chunks)} chunks of {len({c.doc_id for c in chunks})} documents in {args.index}\n")
+    return 0
+
+
+def run_add(args: argparse.Namespace) -> int:
+    from ..retrieval import open_retriever
+
+    retriever = open_retriever(args.index)
+    config = retriever.config
+    added = _add_documents(retriever, args.input, config.chunk_tokens, config.chunk_overlap)
+    sys.stdout.write(f"added {added} chunks; the index now holds {len(retriever)} chunks\n")
+    return 0
+
+
+def run_delete(args: argparse.Namespace) -> int:
+    from ..retrieval import open_retriever
+
+    retriever = open_retriever(args.index)
+    removed = retriever.delete(args.ids)
+    sys.stdout.write(f"removed {removed} chunks; the index now holds {len(retriever)} chunks\n")
+    return 0
+
+
+def run_info(args: argparse.Namespace) -> int:
+    from ..retrieval import read_manifest
+    from pathlib import Path
+
+    sys.stdout.write(json.dumps(read_manifest(Path(args.index)), indent=2, ensure_ascii=False) + "\n")
+    return 0

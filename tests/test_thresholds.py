@@ -1,0 +1,44 @@
+import statistics
+
+import pytest
+
+from crossrank.errors import InvalidInputError
+from crossrank.thresholds import dynamic_threshold, resolve_threshold, select, sigmoid
+
+
+def test_sigma_rule_bounds_and_interpolation():
+    assert dynamic_threshold([0.5, 0.5, 0.5]) == 0.40  # σ = 0
+    assert dynamic_threshold([0.9, 0.1]) == 0.65  # σ = 0.4
+    scores = [0.6, 0.4]  # σ = 0.1, halfway between 0.05 and 0.15
+    assert statistics.pstdev(scores) == pytest.approx(0.1)
+    assert dynamic_threshold(scores) == pytest.approx(0.525)
+
+
+def test_sigma_uses_only_the_top_ten():
+    top = [0.8] * 10
+    assert dynamic_threshold(top + [0.0] * 50) == 0.40
+
+
+def test_single_and_empty_scores():
+    assert dynamic_threshold([0.99]) == 0.40
+    assert dynamic_threshold([]) == 0.40
+
+
+def test_select_applies_threshold_min_score_and_top_n():
+    ranked = [(3, 0.9), (0, 0.7), (2, 0.5), (1, 0.1)]
+    assert select(ranked, threshold=0.6) == ([(3, 0.9), (0, 0.7)], 0.6)
+    assert select(ranked, min_score=0.4, top_n=2)[0] == [(3, 0.9), (0, 0.7)]
+    kept, cut = select(ranked, threshold="dynamic")
+    assert cut == 0.65 and kept == [(3, 0.9), (0, 0.7)]
+    assert select(ranked, top_n=0)[0] == ranked, "top_n=0 means all, as in vLLM"
+
+
+@pytest.mark.parametrize("bad", [1.5, -0.1, "high", True])
+def test_bad_thresholds_are_refused(bad):
+    with pytest.raises(InvalidInputError, match="dynamic"):
+        resolve_threshold(bad, [0.5])
+
+
+def test_sigmoid_is_stable():
+    assert sigmoid(0.0) == 0.5
+    assert sigmoid(-1000.0) == 0.0 and sigmoid(1000.0) == 1.0

@@ -1,0 +1,138 @@
+"""``create_app(settings, reranker=None)``: the FastAPI application.
+
+The model is loaded (when not given) and the batcher started in the app's lifespan; all state lives on
+``app.state``. Request bodies larger than ``max_body_bytes`` are refused before they are parsed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from .. import __version__
+from ..reranker import Reranker
+from .auth import Authenticator
+from .batcher import Batcher
+from .http_errors import install_error_handlers
+from .metrics import Metrics, MetricsMiddleware
+from .routes import ROUTES, ServerState, router
+from .service import RerankService
+from .settings import ServerSettings
+
+logger = logging.getLogger(__name__)
+
+BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+
+
+def load_reranker(settings: ServerSettings) -> Reranker:
+    """The model the settings name (blocking: call it off the event loop)."""
+    return Reranker(settings.model, **settings.model_kwargs())
+
+
+def create_app(settings: ServerSettings | None = None, reranker: Reranker | None = None) -> FastAPI:
+    """Build the server. ``reranker`` (e.g. with a fake backend in tests) skips loading ``settings.model``."""
+    settings = settings or ServerSettings()
+    metrics = Metrics()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        model = reranker if reranker is not None else await asyncio.to_thread(load_reranker, settings)
+        batcher = Batcher(
+            lambda pairs, options: model.score_pairs(pairs, options),
+            token_budget=settings.batch_token_budget,
+            max_wait_ms=settings.max_wait_ms,
+            max_queue=settings.max_queue,
+            metrics=metrics,
+        )
+        await batcher.start()
+        app.state.server = ServerState(
+            settings=settings,
+            reranker=model,
+            metrics=metrics,
+            batcher=batcher,
+            service=RerankService(model, batcher, settings, metrics),
+            model_name=settings.served_model_name or model.model.name,
+        )
+        logger.info("serving %s (%s)", app.state.server.model_name, model.backend.name)
+        try:
+            yield
+        finally:
+            await batcher.stop()
+            app.state.server = None
+
+    app = FastAPI(
+        title="crossrank",
+        version=__version__,
+        description="Cross-encoder reranking with TEI, Cohere v1/v2, Jina and vLLM compatible routes.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.metrics = metrics
+    app.state.auth = Authenticator(settings.api_key)
+    app.include_router(router)
+    install_error_handlers(app)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(MetricsMiddleware, metrics=metrics, routes=ROUTES)
+    return app
+
+
+class BodyLimitMiddleware:
+    """Reads request bodies up to ``max_bytes`` (413 beyond), then hands them on in one piece."""
+
+    def __init__(self, app, max_bytes: int):
+        self.app, self.max_bytes = app, max_bytes
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http" or scope.get("method") not in BODY_METHODS:
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope.get("headers") or ()).get(b"content-length", b"")
+        if declared.isdigit() and int(declared) > self.max_bytes:
+            await self._refuse(scope, send)
+            return
+        chunks, size = [], 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_bytes:
+                await self._refuse(scope, send)
+                return
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        await self.app(scope, _replay(b"".join(chunks), receive), send)
+
+    async def _refuse(self, scope, send) -> None:
+        message = (
+            f"the request body is larger than max_body_bytes={self.max_bytes:,} bytes; "
+            "send fewer or shorter documents per request"
+        )
+        # The dialect cannot be told without the body: this shape satisfies TEI and Cohere/Jina clients.
+        body = {"error": message, "error_type": "Validation", "message": message, "detail": message,
+                "type": "Validation"}
+        payload = json.dumps(body).encode("utf-8")
+        headers = [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode()),
+                   (b"connection", b"close")]
+        await send({"type": "http.response.start", "status": 413, "headers": headers})
+        await send({"type": "http.response.body", "body": payload})
+
+
+def _replay(body: bytes, receive):
+    """A ``receive`` that yields the buffered body once, then defers to the real one (disconnects)."""
+    sent = False
+
+    async def replay():
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replay

@@ -1,0 +1,165 @@
+"""The server's settings: one pydantic-settings object for env vars, CLI flags and a config file.
+
+Precedence, highest first: CLI flags (passed as keyword arguments), ``CROSSRANK_*`` environment
+variables, the config file (``--config-file`` / ``CROSSRANK_CONFIG_FILE``, JSON or TOML), defaults.
+``crossrank serve --help`` is generated from the fields below; their descriptions are the help text.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+ENV_PREFIX = "CROSSRANK_"
+# Keys that people leave in templates; starting a protected server with one of them is refused.
+PLACEHOLDER_KEYS = frozenset(
+    {
+        "changeme", "change-me", "change_me", "changethis", "secret", "password", "placeholder", "apikey",
+        "api-key", "api_key", "your-api-key", "your_api_key", "yourapikey", "key", "token", "xxx", "xxxx",
+        "todo", "none", "null", "default", "example", "test", "sk-...", "...",
+    }
+)
+MIN_KEY_LENGTH = 8
+
+
+class ServerSettings(BaseSettings):
+    """Everything ``crossrank serve`` can be told. Every field is also ``CROSSRANK_<NAME>``."""
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="forbid", validate_default=True)
+
+    # --- model
+    model: str = Field("embedded", description="'embedded', a local model folder or a hub id")
+    served_model_name: str | None = Field(
+        None, description="model name reported in responses (default: the model's own name)"
+    )
+    backend: Literal["auto", "torch", "onnx"] = Field("auto", description="inference backend")
+    device: str | None = Field(None, description="cpu, cuda, cuda:N (default: cuda when available)")
+    dtype: Literal["auto", "fp32", "bf16", "fp16"] = Field("auto", description="weights dtype")
+    max_length: int = Field(512, ge=8, description="tokens per (query, window) pair")
+    batch_size: int = Field(32, ge=1, description="rows per forward pass at most")
+    max_batch_tokens: int = Field(16384, ge=64, description="padded tokens per forward pass at most")
+    window: int | None = Field(None, ge=1, description="passage tokens per window (default: all that fit)")
+    stride: int | None = Field(None, ge=1, description="tokens between window starts (default: 3/4 window)")
+    max_windows: int = Field(32, ge=1, description="windows scored per document at most")
+    aggregate: Literal["max", "mean", "weighted", "first"] = Field("max", description="window aggregation")
+    # --- network
+    host: str = Field("127.0.0.1", description="address to listen on")
+    port: int = Field(8080, ge=0, le=65535, description="port to listen on")
+    api_key: SecretStr | None = Field(
+        None, description="require 'Authorization: Bearer <key>' on rerank and info routes"
+    )
+    log_level: Literal["debug", "info", "warning", "error"] = Field("info", description="server log level")
+    config_file: Path | None = Field(None, description="JSON or TOML file with any of these settings")
+    # --- batching and backpressure
+    batch_token_budget: int = Field(
+        65536, ge=1, description="tokens gathered from concurrent requests into one engine call at most"
+    )
+    max_wait_ms: float = Field(
+        5.0, ge=0, le=10_000, description="how long a request waits for others to batch with, in ms"
+    )
+    max_queue: int = Field(64, ge=1, description="requests waiting for the model at most; more get 429")
+    request_timeout_s: float = Field(
+        300.0, gt=0, description="a request still waiting for the model after this long gets 503"
+    )
+    # --- request limits
+    max_documents: int = Field(1000, ge=1, description="documents per request at most (413 over it)")
+    max_document_chars: int = Field(
+        100_000, ge=1, description="characters per document (or query) at most (413 over it)"
+    )
+    max_body_bytes: int = Field(
+        16 * 1024 * 1024, ge=1024, description="request body size at most, in bytes (413 over it)"
+    )
+    # --- dialect defaults
+    v1_return_documents: bool = Field(
+        False, description="return_documents default on /v1/rerank (false: Cohere v1; true: Jina)"
+    )
+    v2_return_documents: bool = Field(False, description="return_documents default on /v2/rerank")
+    rerank_return_documents: bool = Field(
+        True, description="return_documents default on /rerank with 'documents' (Jina, vLLM)"
+    )
+
+    @field_validator("api_key")
+    @classmethod
+    def _check_key(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None:
+            return None
+        key = value.get_secret_value()
+        if not key.strip():
+            raise ValueError("api_key is empty; set a real secret or leave api_key unset to disable auth")
+        if key.strip().lower() in PLACEHOLDER_KEYS:
+            raise ValueError("api_key is a placeholder value; generate one, e.g. `openssl rand -hex 32`")
+        if len(key) < MIN_KEY_LENGTH or any(c.isspace() for c in key):
+            raise ValueError(f"api_key must be at least {MIN_KEY_LENGTH} characters without spaces")
+        return value
+
+    @model_validator(mode="after")
+    def _check_window(self) -> ServerSettings:
+        if self.window is not None and self.stride is not None and self.stride > self.window:
+            raise ValueError(f"stride ({self.stride}) must be <= window ({self.window})")
+        return self
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        path = init_settings.init_kwargs.get("config_file") or os.environ.get(f"{ENV_PREFIX}CONFIG_FILE")
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        if path:
+            sources.append(ConfigFileSource(settings_cls, Path(path)))
+        return tuple(sources)
+
+    def model_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments for :class:`crossrank.Reranker`."""
+        return {
+            "backend": self.backend,
+            "device": self.device,
+            "dtype": self.dtype,
+            "max_length": self.max_length,
+            "batch_size": self.batch_size,
+            "max_batch_tokens": self.max_batch_tokens,
+            "window": self.window,
+            "stride": self.stride,
+            "max_windows": self.max_windows,
+            "aggregate": self.aggregate,
+            "max_document_chars": self.max_document_chars,
+        }
+
+
+class ConfigFileSource(PydanticBaseSettingsSource):
+    """Settings read from a JSON (``.json``) or TOML (anything else) file."""
+
+    def __init__(self, settings_cls: type[BaseSettings], path: Path):
+        super().__init__(settings_cls)
+        self.values = read_config_file(path)
+
+    def get_field_value(self, field, field_name: str) -> tuple[Any, str, bool]:
+        return self.values.get(field_name), field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        return dict(self.values)
+
+
+def read_config_file(path: Path) -> dict[str, Any]:
+    """Read a flat settings table; keys may use dashes or underscores."""
+    if not path.is_file():
+        raise ValueError(f"config file {path} does not exist")
+    text = path.read_text(encoding="utf-8")
+    try:
+        data = json.loads(text) if path.suffix.lower() == ".json" else tomllib.loads(text)
+    except (json.JSONDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise ValueError(f"config file {path} is not valid {path.suffix.lstrip('.') or 'TOML'}: {exc}") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"config file {path} must hold a table of settings")
+    data = data.get("crossrank", data) if isinstance(data.get("crossrank"), dict) else data
+    return {str(k).replace("-", "_"): v for k, v in data.items()}

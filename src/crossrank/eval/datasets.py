@@ -1,0 +1,209 @@
+"""Loaders for real evaluation sets read in place: BEIR folders, WikiQA TSVs, CMRC 2018 (SQuAD-style JSON)
+as passage ranking (``cmrc``) and as answer-sentence selection (``cmrc-sent``)."""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import json
+import logging
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..errors import InvalidInputError
+
+logger = logging.getLogger(__name__)
+
+FORMATS = ("beir", "wikiqa", "cmrc", "cmrc-sent")
+_SENTENCE_END = re.compile(r"[。！？!?]+")
+
+
+@dataclass
+class EvalSet:
+    """Queries (in file order), a corpus ``id -> (title, text)``, graded qrels, and for candidate-list
+    formats the candidates of each query (``None``: rank the whole corpus)."""
+
+    name: str
+    queries: dict[str, str]
+    corpus: dict[str, tuple[str, str]]
+    qrels: dict[str, dict[str, int]]
+    candidates: dict[str, list[str]] | None = None
+    notes: list[str] = field(default_factory=list)
+    exclude_self: bool = False  # drop a retrieved document whose id is the query's (BEIR's ignore_identical_ids)
+
+    def limit(self, n: int | None) -> EvalSet:
+        """The first ``n`` queries in file order (the corpus is kept whole)."""
+        if not n:
+            return self
+        if n < 1:
+            raise InvalidInputError(f"--limit must be a positive number of queries, got {n}")
+        keep = list(self.queries)[:n]
+        cands = {q: self.candidates[q] for q in keep} if self.candidates is not None else None
+        return EvalSet(self.name, {q: self.queries[q] for q in keep}, self.corpus,
+                       {q: self.qrels[q] for q in keep}, cands, self.notes, self.exclude_self)
+
+
+def split_sentences(text: str) -> list[tuple[int, int]]:
+    """Character spans of the sentences of ``text``, split after 。！？!? (runs of them stay together);
+    surrounding whitespace is trimmed and blank pieces dropped.
+
+    >>> split_sentences("你好。再见！ ok")
+    [(0, 3), (3, 6), (7, 9)]
+    """
+    spans, start = [], 0
+    for match in _SENTENCE_END.finditer(text):
+        spans.append((start, match.end()))
+        start = match.end()
+    spans.append((start, len(text)))
+    out = []
+    for s, e in spans:
+        piece = text[s:e]
+        if piece.strip():
+            lead = len(piece) - len(piece.lstrip())
+            out.append((s + lead, s + len(piece.rstrip())))
+    return out
+
+
+def _open(path: Path):
+    return gzip.open(path, "rt", encoding="utf-8") if path.suffix == ".gz" else path.open(encoding="utf-8")
+
+
+def _find(folder: Path, stem: str) -> Path:
+    for name in (f"{stem}.jsonl", f"{stem}.jsonl.gz"):
+        if (folder / name).is_file():
+            return folder / name
+    raise InvalidInputError(f"{folder} has no {stem}.jsonl or {stem}.jsonl.gz; is it a BEIR data set folder?")
+
+
+def _jsonl(path: Path):
+    with _open(path) as handle:
+        for number, line in enumerate(handle, start=1):
+            if line.strip():
+                try:
+                    yield json.loads(line)
+                except json.JSONDecodeError as exc:
+                    raise InvalidInputError(f"{path}:{number}: not valid JSON ({exc.msg})") from None
+
+
+def load_beir(folder: Path) -> EvalSet:
+    """BEIR: corpus.jsonl[.gz] (``_id, title, text``), queries.jsonl[.gz], a qrels TSV (``test.tsv`` or
+    ``qrels/test.tsv``, header line ``query-id corpus-id score``)."""
+    corpus = {str(d["_id"]): (d.get("title") or "", d.get("text") or "") for d in _jsonl(_find(folder, "corpus"))}
+    all_queries = {str(q["_id"]): q["text"] for q in _jsonl(_find(folder, "queries"))}
+    qrels_file = next((p for p in (folder / "test.tsv", folder / "qrels" / "test.tsv") if p.is_file()), None)
+    qrels_file = qrels_file or next(iter(sorted(folder.glob("*.tsv")) + sorted(folder.glob("qrels/*.tsv"))), None)
+    if qrels_file is None:
+        raise InvalidInputError(f"{folder} has no qrels TSV (test.tsv or qrels/test.tsv)")
+    qrels: dict[str, dict[str, int]] = {}
+    with qrels_file.open(encoding="utf-8") as handle:
+        for number, row in enumerate(csv.reader(handle, delimiter="\t"), start=1):
+            if number == 1 and not row[-1].lstrip("-").isdigit():
+                continue  # header
+            if len(row) < 3:
+                raise InvalidInputError(f"{qrels_file}:{number}: expected 'query-id corpus-id score'")
+            if int(row[2]) > 0:
+                qrels.setdefault(row[0], {})[row[1]] = int(row[2])
+    queries = {q: t for q, t in all_queries.items() if q in qrels}
+    self_hits = sum(q in corpus for q in queries)
+    notes = [f"{self_hits} queries are also corpus documents; as in BEIR's evaluation, a query's own id is "
+             "dropped from its retrieved list"] if self_hits else []
+    return EvalSet(folder.name, queries, corpus, {q: qrels[q] for q in queries}, None, notes, exclude_self=True)
+
+
+def load_wikiqa(folder: Path) -> EvalSet:
+    """Every WikiQA TSV in ``folder``; questions with at least one correct sentence."""
+    files = sorted(folder.glob("*.tsv"))
+    if not files:
+        raise InvalidInputError(f"{folder} has no WikiQA .tsv files (QuestionID Question ... Sentence Label)")
+    queries, corpus, qrels, candidates = {}, {}, {}, {}
+    for file in files:
+        with file.open(encoding="utf-8") as handle:
+            reader = csv.DictReader(handle, delimiter="\t", quoting=csv.QUOTE_NONE)
+            for row in reader:
+                qid, sid = row["QuestionID"], row["SentenceID"]
+                queries.setdefault(qid, row["Question"])
+                corpus[sid] = ("", row["Sentence"])
+                candidates.setdefault(qid, []).append(sid)
+                if row["Label"].strip() == "1":
+                    qrels.setdefault(qid, {})[sid] = 1
+    kept = {q: t for q, t in queries.items() if q in qrels}
+    return EvalSet(folder.name, kept, corpus, {q: qrels[q] for q in kept}, {q: candidates[q] for q in kept})
+
+
+def _squad_paragraphs(folder: Path):
+    files = sorted(folder.glob("*.json"))
+    if not files:
+        raise InvalidInputError(f"{folder} has no SQuAD-style .json files (data -> paragraphs -> context, qas)")
+    for file in files:
+        data = json.loads(file.read_text(encoding="utf-8"))
+        if not isinstance(data, dict) or "data" not in data:
+            raise InvalidInputError(f"{file} is not SQuAD-style JSON (no top-level 'data')")
+        for d, article in enumerate(data["data"]):
+            for p, paragraph in enumerate(article.get("paragraphs", [])):
+                pid = str(paragraph.get("id") or f"{file.stem}-{d}-{p}")
+                yield pid, article.get("title", ""), paragraph
+
+
+def load_cmrc(folder: Path) -> EvalSet:
+    """Passage ranking: every question's own paragraph is its one relevant passage among all paragraphs."""
+    queries, corpus, qrels = {}, {}, {}
+    for pid, title, paragraph in _squad_paragraphs(folder):
+        corpus[pid] = (title, paragraph["context"])
+        for qa in paragraph.get("qas", []):
+            queries[str(qa["id"])] = qa["question"]
+            qrels[str(qa["id"])] = {pid: 1}
+    return EvalSet(folder.name, queries, corpus, qrels)
+
+
+def answer_spans(context: str, answers: list[dict]) -> list[tuple[int, int]]:
+    """Character spans of the answers; a wrong or missing ``answer_start`` falls back to the first match."""
+    spans = []
+    for answer in answers:
+        text, start = answer.get("text", ""), answer.get("answer_start", -1)
+        if not text:
+            continue
+        if not (isinstance(start, int) and 0 <= start and context[start : start + len(text)] == text):
+            start = context.find(text)
+        if start >= 0:
+            spans.append((start, start + len(text)))
+    return spans
+
+
+def load_cmrc_sentences(folder: Path) -> EvalSet:
+    """Answer-sentence selection: candidates are the sentences of the question's paragraph; relevant are
+    those overlapping an answer span."""
+    queries, corpus, qrels, candidates, skipped = {}, {}, {}, {}, 0
+    for pid, _title, paragraph in _squad_paragraphs(folder):
+        context = paragraph["context"]
+        sentences = split_sentences(context)
+        ids = [f"{pid}-s{n}" for n in range(len(sentences))]
+        corpus.update((sid, ("", context[s:e])) for sid, (s, e) in zip(ids, sentences, strict=True))
+        for qa in paragraph.get("qas", []):
+            spans = answer_spans(context, qa.get("answers", []))
+            relevant = {sid: 1 for sid, (s, e) in zip(ids, sentences, strict=True)
+                        if any(s < ae and as_ < e for as_, ae in spans)}
+            if not relevant:
+                skipped += 1
+                continue
+            qid = str(qa["id"])
+            queries[qid], qrels[qid], candidates[qid] = qa["question"], relevant, ids
+    notes = [f"{skipped} questions skipped: no answer span found in the paragraph"] if skipped else []
+    return EvalSet(folder.name + "-sent", queries, corpus, qrels, candidates, notes)
+
+
+LOADERS = {"beir": load_beir, "wikiqa": load_wikiqa, "cmrc": load_cmrc, "cmrc-sent": load_cmrc_sentences}
+
+
+def load_dataset(folder: str | Path, fmt: str) -> EvalSet:
+    """Load the data set in ``folder`` in format ``fmt`` (one of :data:`FORMATS`)."""
+    if fmt not in LOADERS:
+        raise InvalidInputError(f"dataset format must be one of {', '.join(FORMATS)}, got {fmt!r}")
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise InvalidInputError(f"dataset folder {folder} does not exist; pass --dataset DIR holding the {fmt} files")
+    evalset = LOADERS[fmt](folder)
+    if not evalset.queries:
+        raise InvalidInputError(f"{folder}: no query with a relevant document was found for format {fmt}")
+    logger.info("%s: %d queries, %d corpus entries", evalset.name, len(evalset.queries), len(evalset.corpus))
+    return evalset

@@ -153,6 +153,8 @@ class ScoringEngine:
         tok = self.tokenizer
         queries = {q: tok.encode_query(q, opts.query_max_length) for q in dict.fromkeys(q for q, _ in pairs)}
         encoded = tok.encode([d for _, d in pairs])
+        # "first" looks at the first window only, so scoring the others would be wasted work.
+        truncate = opts.truncate or ("right" if opts.aggregate == "first" else None)
         features: list[_Feature] = []
         layouts: list[tuple[list[tuple[int, int]], bool]] = []
         for i, ((query, _), doc) in enumerate(zip(pairs, encoded, strict=True)):
@@ -160,7 +162,7 @@ class ScoringEngine:
             budget = tok.passage_budget(q_ids, opts.max_length)
             window = min(opts.window or budget, budget)
             stride = min(opts.stride, window) if opts.stride else None
-            spans, truncated = plan_windows(len(doc.ids), window, stride, opts.max_windows, opts.truncate)
+            spans, truncated = plan_windows(len(doc.ids), window, stride, opts.max_windows, truncate)
             layouts.append((spans, truncated))
             for w, (start, end) in enumerate(spans):
                 ids, types = tok.build(q_ids, doc.ids[start:end])

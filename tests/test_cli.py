@@ -1,0 +1,122 @@
+"""The CLI end to end, in subprocesses, on a tiny XLM-R cross-encoder with the real tokenizer."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from crossrank import Reranker
+from crossrank.cli.main import build_parser
+
+
+def crossrank(*args, stdin=None, timeout=300):
+    return subprocess.run(
+        [sys.executable, "-m", "crossrank.cli.main", *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def subcommand_paths(parser, prefix=()):
+    import argparse
+
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                yield (*prefix, name)
+                yield from subcommand_paths(sub, (*prefix, name))
+
+
+def test_every_command_has_help(capsys):
+    paths = list(subcommand_paths(build_parser()))
+    assert {("score",), ("rerank",), ("models", "build"), ("models", "path"), ("demo",)} <= set(paths)
+    for path in paths:
+        with pytest.raises(SystemExit) as exit_info:
+            build_parser().parse_args([*path, "--help"])
+        assert exit_info.value.code == 0
+        assert "usage: crossrank" in capsys.readouterr().out
+
+
+def test_score_reads_jsonl_pairs(tmp_path, tiny_xlmr_dir):
+    pairs = [["what is panda?", "hi"], {"query": "what is panda?", "document": "a bear from China"}]
+    file = tmp_path / "pairs.jsonl"
+    file.write_text("\n".join(json.dumps(p) for p in pairs) + "\n", encoding="utf-8")
+    result = crossrank("score", str(file), "--model", str(tiny_xlmr_dir))
+    assert result.returncode == 0, result.stderr
+    scores = [json.loads(line)["score"] for line in result.stdout.splitlines()]
+    expected = Reranker(str(tiny_xlmr_dir)).compute_score([["what is panda?", "hi"], ["what is panda?", "a bear from China"]])
+    assert scores == pytest.approx(expected, abs=1e-6)
+
+
+def test_rerank_json_from_stdin(tiny_xlmr_dir):
+    docs = ["The giant panda eats bamboo.", "Paris is in France.", "熊猫生活在中国。"]
+    result = crossrank(
+        "rerank", "--query", "panda", "--docs", "-", "--json", "--model", str(tiny_xlmr_dir), "--top-n", "2",
+        stdin="\n".join(docs) + "\n",
+    )
+    assert result.returncode == 0, result.stderr
+    out = json.loads(result.stdout)
+    expected = Reranker(str(tiny_xlmr_dir)).rerank("panda", docs, top_n=2)
+    assert [r["index"] for r in out] == [r.index for r in expected]
+    assert [r["score"] for r in out] == pytest.approx([r.score for r in expected], abs=1e-6)
+    assert set(out[0]) == {"index", "score", "document", "window"}
+    assert set(out[0]["window"]) == {"index", "start", "end", "count"}
+    assert out[0]["document"] == docs[out[0]["index"]]
+
+
+def test_rerank_table_and_threshold(tmp_path, tiny_xlmr_dir):
+    file = tmp_path / "docs.txt"
+    file.write_text("first document\nsecond document\n", encoding="utf-8")
+    result = crossrank("rerank", "-q", "document", "-d", str(file), "--model", str(tiny_xlmr_dir))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[0].split() == ["rank", "index", "score", "window", "document"]
+    assert len(result.stdout.splitlines()) == 3
+    none = crossrank("rerank", "-q", "document", "-d", str(file), "--model", str(tiny_xlmr_dir), "--threshold", "1")
+    assert "no document passed the threshold" in none.stdout
+
+
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (("score", "/no/such/file.jsonl"), "does not exist"),
+        (("rerank", "-q", "", "-d", "-"), "query is empty"),
+        (("rerank", "-q", "x", "-d", "-", "--threshold", "high"), "threshold must be a number"),
+        (("rerank", "-q", "x", "-d", "-", "--model", "nope"), "unknown model"),
+        (("models", "path", "nope"), "unknown model"),
+    ],
+)
+def test_bad_input_exits_2_with_a_message(args, message, tiny_xlmr_dir):
+    extra = () if "--model" in args or args[0] != "rerank" else ("--model", str(tiny_xlmr_dir))
+    result = crossrank(*args, *extra, stdin="a document\n")
+    assert result.returncode == 2
+    assert message in result.stderr and "Traceback" not in result.stderr
+
+
+def test_malformed_jsonl_names_the_line(tmp_path, tiny_xlmr_dir):
+    file = tmp_path / "pairs.jsonl"
+    file.write_text('["q", "d"]\n{not json\n', encoding="utf-8")
+    result = crossrank("score", str(file), "--model", str(tiny_xlmr_dir))
+    assert result.returncode == 2 and f"{file}:2" in result.stderr
+
+
+def test_models_list_and_path():
+    listing = crossrank("models", "list")
+    assert listing.returncode == 0 and "embedded" in listing.stdout
+    path = crossrank("models", "path", "xlmr-tokenizer")
+    assert path.returncode == 0
+    from pathlib import Path
+
+    assert (Path(path.stdout.strip()) / "tokenizer.json").is_file()
+
+
+@pytest.mark.slow
+def test_demo_runs_on_the_embedded_model():
+    result = crossrank("demo", timeout=600)
+    assert result.returncode == 0, result.stderr
+    assert "如何缓解咖啡因引起的失眠？" in result.stdout and "dynamic threshold" in result.stdout
+    assert "FlagReranker" in result.stdout

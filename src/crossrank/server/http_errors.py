@@ -54,11 +54,15 @@ def error_response(dialect: str, status: int, kind: str, message: str) -> JSONRe
     return JSONResponse(error_body(dialect, kind, message), status_code=status, headers=headers)
 
 
-def describe_validation(exc: RequestValidationError) -> str:
-    """``body.texts: Field required; ...`` (locations and messages only, never the input values)."""
+def describe_validation(exc: RequestValidationError, tagged: bool = False) -> str:
+    """``body.texts: Field required; ...`` (locations and messages only, never the input values).
+    ``tagged``: locations carry the body-kind tag of ``/rerank`` after ``body``; it is left out."""
     parts = []
     for error in exc.errors()[:MAX_LISTED_ERRORS]:
-        location = ".".join(str(x) for x in error.get("loc", ()) if x not in ("tei", "documents"))
+        loc = list(error.get("loc", ()))
+        if tagged and len(loc) > 2 and loc[1] in ("tei", "documents"):
+            del loc[1]
+        location = ".".join(str(x) for x in loc)
         parts.append(f"{location}: {error.get('msg', 'invalid')}" if location else str(error.get("msg")))
     more = len(exc.errors()) - MAX_LISTED_ERRORS
     return "; ".join(parts) + (f"; and {more} more" if more > 0 else "")
@@ -71,7 +75,8 @@ async def _validation_handler(request: Request, exc: RequestValidationError) -> 
             body = json.loads(body)
         except ValueError:
             body = None
-    return error_response(dialect_of(request, body), 422, "Validation", f"invalid request: {describe_validation(exc)}")
+    message = f"invalid request: {describe_validation(exc, tagged=request.url.path == '/rerank')}"
+    return error_response(dialect_of(request, body), 422, "Validation", message)
 
 
 async def _crossrank_handler(request: Request, exc: Exception) -> Response:

@@ -1,0 +1,102 @@
+"""Errors in each dialect's shape, request limits, and no leaked exception text."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from .fakes import FakeBackend
+
+QUERY = "capital of france"
+
+
+def assert_tei_error(response, status, kind, *words):
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert set(body) == {"error", "error_type"} and body["error_type"] == kind
+    for word in words:
+        assert word in body["error"]
+
+
+def assert_docs_error(response, status, *words):
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert {"message", "detail"} <= set(body) and body["message"] == body["detail"]
+    for word in words:
+        assert word in body["message"]
+
+
+def test_tei_errors(client):
+    assert_tei_error(client.post("/rerank", json={"query": QUERY, "texts": []}), 400, "Empty", "texts")
+    assert_tei_error(client.post("/rerank", json={"query": QUERY, "texts": [1, 2]}), 422, "Validation", "texts")
+    assert_tei_error(client.post("/rerank", json={"texts": ["a"]}), 422, "Validation", "query")
+    assert_tei_error(client.post("/rerank", json={"query": " ", "texts": ["a"]}), 422, "Validation", "query")
+    assert_tei_error(client.post("/rerank", json={"query": QUERY, "texts": ["a", ""]}), 422, "Validation", "document 1")
+    bad_json = client.post("/rerank", content=b"{not json", headers={"content-type": "application/json"})
+    assert_tei_error(bad_json, 422, "Validation")
+
+
+def test_documents_errors(client):
+    for route in ("/v1/rerank", "/v2/rerank"):
+        assert_docs_error(client.post(route, json={"query": QUERY, "documents": []}), 400, "documents")
+        assert_docs_error(client.post(route, json={"query": QUERY}), 422, "documents")
+        assert_docs_error(client.post(route, json={"query": QUERY, "documents": ["a"], "top_n": -1}), 422, "top_n")
+        assert_docs_error(client.post(route, json={"query": QUERY, "documents": [{"title": "x"}]}), 422, "text")
+        assert_docs_error(client.post(route, content=b"[1,", headers={"content-type": "application/json"}), 422)
+    documents_on_rerank = client.post("/rerank", json={"query": QUERY, "documents": [{"foo": 1}]})
+    assert_docs_error(documents_on_rerank, 422, "documents[0]")
+
+
+def test_invalid_window_settings_name_the_option(client):
+    response = client.post(
+        "/v2/rerank", json={"query": QUERY, "documents": ["a b"], "truncate_prompt_tokens": 2}
+    )
+    assert_docs_error(response, 422, "max_length")
+
+
+def test_limits(make_server):
+    with make_server(max_documents=3, max_document_chars=50, max_body_bytes=2048) as live:
+        with httpx.Client(base_url=live.url, timeout=30) as client:
+            many = client.post("/v2/rerank", json={"query": QUERY, "documents": ["a"] * 4})
+            assert_docs_error(many, 413, "max_documents=3")
+            long_doc = client.post("/rerank", json={"query": QUERY, "texts": ["x" * 51]})
+            assert_tei_error(long_doc, 413, "Validation", "max_document_chars=50")
+            body = client.post("/rerank", json={"query": QUERY, "texts": ["word " * 10] * 100})
+            assert body.status_code == 413 and "max_body_bytes=2,048" in body.json()["error"]
+            chunked = client.post(
+                "/v1/rerank", content=iter([b'{"query": "q", "documents": ["', b"y" * 4096, b'"]}']),
+                headers={"content-type": "application/json"},
+            )
+            assert chunked.status_code == 413 and "max_body_bytes" in chunked.json()["message"]
+            assert client.post("/v2/rerank", json={"query": QUERY, "documents": ["a"] * 3}).status_code == 200
+
+
+def test_default_limits_accept_a_top_100_rerank(client):
+    docs = [f"passage {i} about the capital cities of europe and their history. " * 8 for i in range(100)]
+    response = client.post("/v2/rerank", json={"query": QUERY, "documents": docs, "top_n": 100})
+    assert response.status_code == 200 and len(response.json()["results"]) == 100
+    tei = client.post("/rerank", json={"query": QUERY, "texts": docs})
+    assert tei.status_code == 200 and len(tei.json()) == 100
+
+
+@pytest.mark.timeout(60)
+def test_failed_batch_fails_every_request_without_leaking(make_server):
+    import concurrent.futures
+
+    with make_server(FakeBackend(delay=0.05, fail=True), max_wait_ms=50) as live:
+        def call(i):
+            with httpx.Client(base_url=live.url, timeout=30) as c:
+                route = "/rerank" if i % 2 else "/v2/rerank"
+                body = {"query": QUERY, "texts": ["a b c"]} if i % 2 else {"query": QUERY, "documents": ["a b"]}
+                return i, c.post(route, json=body)
+
+        with concurrent.futures.ThreadPoolExecutor(6) as pool:
+            responses = list(pool.map(call, range(6)))
+        for i, response in responses:
+            assert response.status_code == 424, response.text
+            text = response.text
+            assert "secret" not in text and "RuntimeError" not in text
+            if i % 2:
+                assert response.json()["error_type"] == "Backend"
+        with httpx.Client(base_url=live.url) as c:
+            assert c.get("/ready").status_code == 200  # a failed batch does not take the server down

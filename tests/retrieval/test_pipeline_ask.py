@@ -1,0 +1,117 @@
+"""Pipeline search with a (tiny, random) cross-encoder, and `crossrank ask` against a stub
+OpenAI-compatible server on 127.0.0.1 that stands in for the LLM."""
+
+from __future__ import annotations
+
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from crossrank.answer import build_messages
+from crossrank.cli.main import main
+from crossrank.pipeline import Pipeline
+from crossrank.retrieval import EmbeddedIndex, IndexConfig
+from crossrank.retrieval.sources import chunk_documents
+
+
+@pytest.fixture()
+def index_dir(tmp_path, docs):
+    folder = tmp_path / "ix"
+    EmbeddedIndex.create(folder, IndexConfig(embedder="hash")).add(chunk_documents(docs))
+    return folder
+
+
+@pytest.fixture(scope="module")
+def tiny_reranker(tiny_xlmr_dir):
+    from crossrank.reranker import Reranker
+
+    return Reranker(str(tiny_xlmr_dir))
+
+
+def test_pipeline_reranks_first_stage_candidates(index_dir, tiny_reranker):
+    pipeline = Pipeline(index_dir, tiny_reranker, k=6, top_n=3)
+    hits = pipeline.search("capital of France")
+    assert len(hits) == 3 and [h.rank for h in hits] == [1, 2, 3]
+    scores = [h.rerank_score for h in hits]
+    assert scores == sorted(scores, reverse=True) and all(0 < s < 1 for s in scores)
+    assert all(1 <= h.first_stage_rank <= 6 and h.first_stage_method == "hybrid" for h in hits)
+    record = hits[0].to_dict()
+    assert {"first_stage", "rerank_score", "text", "source", "start", "end"} <= set(record)
+    json.dumps(record)  # plain JSON types only
+    assert pipeline.last_timings.rerank_ms > 0
+
+
+def test_pipeline_without_reranker_keeps_first_stage_order(index_dir):
+    hits = Pipeline(index_dir, None, top_n=2, method="bm25").search("长城 军事 防御")
+    assert hits[0].chunk.doc_id == "greatwall" and hits[0].rerank_score is None
+    assert [h.first_stage_rank for h in hits] == [1, 2][: len(hits)]
+
+
+def test_pipeline_threshold_one_keeps_nothing(index_dir, tiny_reranker):
+    assert Pipeline(index_dir, tiny_reranker, threshold=1.0).search("tea") == []
+
+
+def test_prompt_numbers_passages_and_asks_for_citations(index_dir):
+    hits = Pipeline(index_dir, None, top_n=2, method="bm25").search("茶 中国")
+    messages = build_messages("茶里有咖啡因吗？", hits)
+    assert messages[0]["role"] == "system" and "[n]" in messages[0]["content"]
+    user = messages[1]["content"]
+    assert user.startswith("Context passages:\n\n[1] 茶 (") and "[2]" in user
+    assert user.endswith("Question: 茶里有咖啡因吗？")
+
+
+def test_ask_without_llm_prints_the_prompt(index_dir, capsys, monkeypatch):
+    monkeypatch.delenv("CROSSRANK_LLM_BASE_URL", raising=False)
+    assert main(["ask", "--index", str(index_dir), "--rerank", "none", "--top-n", "2", "Where is Paris?"]) == 0
+    out = capsys.readouterr().out
+    assert "No LLM is configured" in out and "--- user ---" in out and "Paris is the capital" in out
+
+
+class _StubLLM(BaseHTTPRequestHandler):
+    requests: list = []
+
+    def do_POST(self):  # noqa: N802 - http.server's naming
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        type(self).requests.append({"path": self.path, "auth": self.headers.get("Authorization"), "body": body})
+        reply = {"choices": [{"message": {"role": "assistant", "content": "Paris is France's capital [1]."}}]}
+        data = json.dumps(reply).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture()
+def stub_llm():
+    _StubLLM.requests = []
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _StubLLM)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/v1", _StubLLM.requests
+    server.shutdown()
+    server.server_close()
+
+
+def test_ask_sends_context_and_prints_answer_with_sources(index_dir, stub_llm, capsys, monkeypatch):
+    url, requests = stub_llm
+    monkeypatch.setenv("CROSSRANK_LLM_API_KEY", "test-key")
+    code = main(["ask", "--index", str(index_dir), "--rerank", "none", "--top-n", "2", "--llm-base-url", url,
+                 "--llm-model", "stub-model", "What is the capital of France?"])
+    assert code == 0
+    out = capsys.readouterr().out
+    assert out.startswith("Paris is France's capital [1].") and "Sources:\n[1] paris#0" in out
+    (request,) = requests
+    assert request["path"] == "/v1/chat/completions" and request["auth"] == "Bearer test-key"
+    assert request["body"]["model"] == "stub-model"
+    assert "Paris is the capital" in request["body"]["messages"][1]["content"]
+
+
+def test_ask_reports_an_unreachable_llm(index_dir, capsys):
+    code = main(["ask", "--index", str(index_dir), "--rerank", "none", "--llm-base-url", "http://127.0.0.1:9/v1", "q?"])
+    assert code == 2 and "could not reach the LLM" in capsys.readouterr().err

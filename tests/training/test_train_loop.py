@@ -1,0 +1,99 @@
+"""Training end to end on a tiny model: loss goes down, the result loads, resume continues the same run."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+
+def test_training_lowers_loss_and_saves_a_loadable_model(toy_config):
+    from crossrank.reranker import Reranker
+    from crossrank.training.trainer import Trainer
+
+    trainer = Trainer(toy_config(steps=12))
+    groups = trainer.sampler.groups(0, 8)
+    before = trainer.loss_on(groups)
+    result = trainer.train()
+    assert result.steps == 12 and len(result.history) == 12
+    assert trainer.loss_on(groups) < before
+
+    card = json.loads((result.model_dir / "crossrank.json").read_text())
+    assert card["trained"] is True and card["steps"] == 12
+    reranker = Reranker(str(result.model_dir))
+    scores = reranker.score_pairs([("where is the apple", "The apple is found near the old town.")])
+    assert len(scores) == 1
+
+
+def test_resume_continues_the_same_run(toy_config, tmp_path):
+    from crossrank.training.checkpoint import list_checkpoints
+    from crossrank.training.trainer import Trainer
+
+    full = Trainer(toy_config(steps=6, output=str(tmp_path / "full"))).train()
+
+    interrupted = toy_config(steps=6, output=str(tmp_path / "resumed"), save_every=2)
+    first = Trainer(interrupted).train(stop_at=3)
+    assert first.steps == 3
+    assert [p.name for p in list_checkpoints(interrupted.output)][-1] == "step-3.pt"
+    resumed = Trainer(interrupted).train(resume=True)
+
+    assert resumed.steps == 6
+    assert resumed.history == pytest.approx(full.history, abs=1e-6)
+
+
+def test_validation_reports_ranking_metrics(toy_config):
+    from crossrank.training.trainer import Trainer
+
+    trainer = Trainer(toy_config(held_out_percent=30.0, steps=2))
+    metrics = trainer.validate()
+    assert metrics["all"]["queries"] > 0
+    assert {"map", "mrr", "ndcg@10"} <= metrics["all"].keys()
+
+
+def test_frozen_layers_do_not_change(toy_config):
+    import torch
+
+    from crossrank.training.trainer import Trainer
+
+    trainer = Trainer(toy_config(steps=3, freeze_layers=1))
+    base = trainer.model.base_model
+    frozen = {k: v.clone() for k, v in base.encoder.layer[0].state_dict().items()}
+    words = base.embeddings.word_embeddings.weight.clone()
+    trained = {k: v.clone() for k, v in base.encoder.layer[1].state_dict().items()}
+    trainer.train()
+    assert all(torch.equal(v, base.encoder.layer[0].state_dict()[k]) for k, v in frozen.items())
+    assert torch.equal(words, base.embeddings.word_embeddings.weight)
+    assert any(not torch.equal(v, base.encoder.layer[1].state_dict()[k]) for k, v in trained.items())
+
+
+def test_cli_train_runs_and_reports(toy_data, tiny_xlmr_dir, tmp_path, capsys):
+    from crossrank.cli.main import main
+
+    code = main(
+        [
+            "train",
+            "--model",
+            str(tiny_xlmr_dir),
+            "--data",
+            str(toy_data),
+            "--output",
+            str(tmp_path / "cli"),
+            "--steps",
+            "2",
+            "--group-size",
+            "3",
+            "--groups-per-step",
+            "2",
+            "--max-length",
+            "48",
+            "--eval-every",
+            "0",
+            "--bf16",
+            "off",
+            "--held-out-percent",
+            "0",
+        ]
+    )
+    assert code == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["steps"] == 2 and (tmp_path / "cli" / "model" / "config.json").is_file()

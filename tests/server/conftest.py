@@ -38,4 +38,3 @@ def server(make_server):
 def client(server):
     with httpx.Client(base_url=server.url, timeout=30) as c:
         yield c
-

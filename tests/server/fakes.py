@@ -60,7 +60,9 @@ def with_backend(reranker, backend):
     clone = copy.copy(reranker)
     engine = reranker.engine
     clone.backend = backend
-    clone.engine = ScoringEngine(engine.tokenizer, backend, engine.options, engine.batch_size, engine.max_batch_tokens)
+    clone.engine = ScoringEngine(
+        engine.tokenizer, backend, engine.options, engine.batch_size, engine.max_batch_tokens
+    )
     return clone
 
 

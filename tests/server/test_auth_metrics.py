@@ -62,7 +62,9 @@ def test_key_is_compared_in_constant_time(monkeypatch):
     assert len(calls) == 2
 
 
-@pytest.mark.parametrize("key", ["", "   ", "changeme", "CHANGEME", "your-api-key", "short", "has space inside"])
+@pytest.mark.parametrize(
+    "key", ["", "   ", "changeme", "CHANGEME", "your-api-key", "short", "has space inside"]
+)
 def test_refuses_empty_or_placeholder_keys(key):
     with pytest.raises(ValidationError, match="api_key"):
         ServerSettings(api_key=key)

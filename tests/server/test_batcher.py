@@ -128,7 +128,9 @@ def test_full_queue_refuses_and_stop_fails_waiting():
             batcher.submit([("q", "c")], OPTIONS, tokens=1)
         await batcher.stop()
         gate.set()
-        outcomes = await asyncio.gather(computing.future, *(j.future for j in waiting), return_exceptions=True)
+        outcomes = await asyncio.gather(
+            computing.future, *(j.future for j in waiting), return_exceptions=True
+        )
         with pytest.raises(UnavailableError):
             batcher.submit([("q", "d")], OPTIONS, tokens=1)
         return outcomes

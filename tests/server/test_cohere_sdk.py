@@ -43,8 +43,11 @@ def test_cohere_client_v1_with_documents(sdk_server):
     assert response.results[0].index == 1
     assert response.results[0].document.text == DOCS[1]
     objects = client.rerank(
-        model="m", query=QUERY, documents=[{"title": "France", "text": DOCS[1]}, {"title": "Fruit", "text": DOCS[2]}],
-        rank_fields=["title", "text"], top_n=1,
+        model="m",
+        query=QUERY,
+        documents=[{"title": "France", "text": DOCS[1]}, {"title": "Fruit", "text": DOCS[2]}],
+        rank_fields=["title", "text"],
+        top_n=1,
     )
     assert [r.index for r in objects.results] == [0]
 

@@ -29,12 +29,17 @@ def metric(text: str, name: str) -> float:
 def test_concurrent_clients_get_library_scores(make_server, fake_reranker):
     backend = FakeBackend(delay=0.02)
     with make_server(backend, max_wait_ms=20) as live:
+
         def call(i):
             query, docs = request_for(i)
             with httpx.Client(base_url=live.url, timeout=60) as c:
                 if i % 2:
-                    return i, c.post("/rerank", json={"query": query, "texts": docs, "raw_scores": True}).json()
-                return i, c.post("/v2/rerank", json={"query": query, "documents": docs, "use_activation": False}).json()
+                    return i, c.post(
+                        "/rerank", json={"query": query, "texts": docs, "raw_scores": True}
+                    ).json()
+                return i, c.post(
+                    "/v2/rerank", json={"query": query, "documents": docs, "use_activation": False}
+                ).json()
 
         with concurrent.futures.ThreadPoolExecutor(12) as pool:
             answers = list(pool.map(call, range(24)))
@@ -54,6 +59,7 @@ def test_concurrent_clients_get_library_scores(make_server, fake_reranker):
 @pytest.mark.timeout(120)
 def test_burst_beyond_the_queue_gets_429(make_server):
     with make_server(FakeBackend(delay=0.3), max_queue=2, max_wait_ms=0, batch_token_budget=64) as live:
+
         def call(i):
             with httpx.Client(base_url=live.url, timeout=60) as c:
                 if i % 2:
@@ -69,7 +75,9 @@ def test_burst_beyond_the_queue_gets_429(make_server):
             continue
         body = response.json()
         if i % 2:
-            assert body == {"error": body["error"], "error_type": "Overloaded"} and "max_queue" in body["error"]
+            assert (
+                body == {"error": body["error"], "error_type": "Overloaded"} and "max_queue" in body["error"]
+            )
         else:
             assert "max_queue" in body["message"]
 
@@ -82,7 +90,9 @@ def test_client_that_leaves_is_dropped_before_compute(make_server, fake_reranker
     with make_server(backend, max_wait_ms=0, batch_token_budget=32) as live:
         with concurrent.futures.ThreadPoolExecutor(2) as pool:
             busy = pool.submit(
-                lambda: httpx.post(f"{live.url}/rerank", json={"query": "paris", "texts": ["paris"]}, timeout=30)
+                lambda: httpx.post(
+                    f"{live.url}/rerank", json={"query": "paris", "texts": ["paris"]}, timeout=30
+                )
             )
             time.sleep(0.3)  # the first request is computing
             with pytest.raises(httpx.ReadTimeout):

@@ -14,8 +14,13 @@ DOCS = [
     "Bananas are yellow.",
 ]
 TEI_HEADERS = (
-    "x-compute-time", "x-compute-characters", "x-compute-tokens", "x-total-time", "x-tokenization-time",
-    "x-queue-time", "x-inference-time",
+    "x-compute-time",
+    "x-compute-characters",
+    "x-compute-tokens",
+    "x-total-time",
+    "x-tokenization-time",
+    "x-queue-time",
+    "x-inference-time",
 )
 
 
@@ -40,7 +45,9 @@ def test_tei_bare_array_sorted_with_headers(client, fake_reranker):
 
 
 def test_tei_return_text_raw_scores(client, fake_reranker):
-    body = client.post("/rerank", json={"query": QUERY, "texts": DOCS, "return_text": True, "raw_scores": True}).json()
+    body = client.post(
+        "/rerank", json={"query": QUERY, "texts": DOCS, "return_text": True, "raw_scores": True}
+    ).json()
     expected = library_order(fake_reranker)
     assert [item["score"] for item in body] == pytest.approx([logit for _, _, logit in expected])
     assert all(item["text"] == DOCS[item["index"]] for item in body)
@@ -51,8 +58,14 @@ def test_tei_truncate_and_windows(client):
     texts = [long_doc, "Bananas are yellow."]
     windowed = client.post("/rerank", json={"query": QUERY, "texts": texts, "return_windows": True}).json()
     cut = client.post(
-        "/rerank", json={"query": QUERY, "texts": texts, "truncate": True, "truncation_direction": "Right",
-                         "return_windows": True},
+        "/rerank",
+        json={
+            "query": QUERY,
+            "texts": texts,
+            "truncate": True,
+            "truncation_direction": "Right",
+            "return_windows": True,
+        },
     ).json()
     win = {item["index"]: item for item in windowed}[0]["window"]
     assert win["count"] > 1 and not win["truncated"]
@@ -96,7 +109,10 @@ def test_cohere_v1_defaults_and_rank_fields(client):
     body = client.post("/v1/rerank", json={"query": QUERY, "documents": DOCS}).json()
     assert body["meta"]["api_version"]["version"] == "1"
     assert all("document" not in r for r in body["results"])  # Cohere v1: return_documents defaults to false
-    docs = [{"title": "France", "body": "Paris is the capital of France."}, {"title": "Fruit", "body": "Bananas."}]
+    docs = [
+        {"title": "France", "body": "Paris is the capital of France."},
+        {"title": "Fruit", "body": "Bananas."},
+    ]
     ranked = client.post(
         "/v1/rerank",
         json={"query": QUERY, "documents": docs, "rank_fields": ["title", "body"], "return_documents": True},
@@ -108,8 +124,14 @@ def test_cohere_v1_defaults_and_rank_fields(client):
 
 def test_jina_on_v1_with_explicit_return_documents(client):
     body = client.post(
-        "/v1/rerank", json={"model": "jina-reranker-v2", "query": QUERY, "documents": DOCS, "top_n": 3,
-                            "return_documents": True},
+        "/v1/rerank",
+        json={
+            "model": "jina-reranker-v2",
+            "query": QUERY,
+            "documents": DOCS,
+            "top_n": 3,
+            "return_documents": True,
+        },
     ).json()
     assert body["usage"]["total_tokens"] > 0 and body["model"]
     assert len(body["results"]) == 3
@@ -118,8 +140,8 @@ def test_jina_on_v1_with_explicit_return_documents(client):
 
 def test_rerank_with_documents_is_jina_vllm(client):
     body = client.post(
-        "/rerank", json={"query": QUERY, "documents": DOCS, "top_n": 0, "truncate_prompt_tokens": 64,
-                         "priority": 3},
+        "/rerank",
+        json={"query": QUERY, "documents": DOCS, "top_n": 0, "truncate_prompt_tokens": 64, "priority": 3},
     ).json()
     assert len(body["results"]) == len(DOCS)  # top_n 0 = all
     assert all(r["document"]["text"] == DOCS[r["index"]] for r in body["results"])  # vLLM/Jina default
@@ -144,8 +166,8 @@ def test_threshold_extension_in_every_dialect(client):
 def test_max_tokens_per_doc_windows_long_documents(client):
     long_doc = "filler words about nothing in particular. " * 40 + "Paris is the capital of France."
     body = client.post(
-        "/v2/rerank", json={"query": QUERY, "documents": [long_doc], "max_tokens_per_doc": 16,
-                            "return_windows": True},
+        "/v2/rerank",
+        json={"query": QUERY, "documents": [long_doc], "max_tokens_per_doc": 16, "return_windows": True},
     ).json()
     window = body["results"][0]["window"]
     assert window["count"] > 10
@@ -153,5 +175,7 @@ def test_max_tokens_per_doc_windows_long_documents(client):
 
 
 def test_ties_break_by_index(client):
-    body = client.post("/rerank", json={"query": "zebra", "texts": ["same text", "same text", "same text"]}).json()
+    body = client.post(
+        "/rerank", json={"query": "zebra", "texts": ["same text", "same text", "same text"]}
+    ).json()
     assert [item["index"] for item in body] == [0, 1, 2]

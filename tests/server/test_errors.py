@@ -28,10 +28,14 @@ def assert_docs_error(response, status, *words):
 
 def test_tei_errors(client):
     assert_tei_error(client.post("/rerank", json={"query": QUERY, "texts": []}), 400, "Empty", "texts")
-    assert_tei_error(client.post("/rerank", json={"query": QUERY, "texts": [1, 2]}), 422, "Validation", "texts")
+    assert_tei_error(
+        client.post("/rerank", json={"query": QUERY, "texts": [1, 2]}), 422, "Validation", "texts"
+    )
     assert_tei_error(client.post("/rerank", json={"texts": ["a"]}), 422, "Validation", "query")
     assert_tei_error(client.post("/rerank", json={"query": " ", "texts": ["a"]}), 422, "Validation", "query")
-    assert_tei_error(client.post("/rerank", json={"query": QUERY, "texts": ["a", ""]}), 422, "Validation", "document 1")
+    assert_tei_error(
+        client.post("/rerank", json={"query": QUERY, "texts": ["a", ""]}), 422, "Validation", "document 1"
+    )
     bad_json = client.post("/rerank", content=b"{not json", headers={"content-type": "application/json"})
     assert_tei_error(bad_json, 422, "Validation")
 
@@ -40,9 +44,15 @@ def test_documents_errors(client):
     for route in ("/v1/rerank", "/v2/rerank"):
         assert_docs_error(client.post(route, json={"query": QUERY, "documents": []}), 400, "documents")
         assert_docs_error(client.post(route, json={"query": QUERY}), 422, "documents")
-        assert_docs_error(client.post(route, json={"query": QUERY, "documents": ["a"], "top_n": -1}), 422, "top_n")
-        assert_docs_error(client.post(route, json={"query": QUERY, "documents": [{"title": "x"}]}), 422, "text")
-        assert_docs_error(client.post(route, content=b"[1,", headers={"content-type": "application/json"}), 422)
+        assert_docs_error(
+            client.post(route, json={"query": QUERY, "documents": ["a"], "top_n": -1}), 422, "top_n"
+        )
+        assert_docs_error(
+            client.post(route, json={"query": QUERY, "documents": [{"title": "x"}]}), 422, "text"
+        )
+        assert_docs_error(
+            client.post(route, content=b"[1,", headers={"content-type": "application/json"}), 422
+        )
     documents_on_rerank = client.post("/rerank", json={"query": QUERY, "documents": [{"foo": 1}]})
     assert_docs_error(documents_on_rerank, 422, "documents[0]")
 
@@ -64,7 +74,8 @@ def test_limits(make_server):
             body = client.post("/rerank", json={"query": QUERY, "texts": ["word " * 10] * 100})
             assert body.status_code == 413 and "max_body_bytes=2,048" in body.json()["error"]
             chunked = client.post(
-                "/v1/rerank", content=iter([b'{"query": "q", "documents": ["', b"y" * 4096, b'"]}']),
+                "/v1/rerank",
+                content=iter([b'{"query": "q", "documents": ["', b"y" * 4096, b'"]}']),
                 headers={"content-type": "application/json"},
             )
             assert chunked.status_code == 413 and "max_body_bytes" in chunked.json()["message"]
@@ -84,10 +95,13 @@ def test_failed_batch_fails_every_request_without_leaking(make_server):
     import concurrent.futures
 
     with make_server(FakeBackend(delay=0.05, fail=True), max_wait_ms=50) as live:
+
         def call(i):
             with httpx.Client(base_url=live.url, timeout=30) as c:
                 route = "/rerank" if i % 2 else "/v2/rerank"
-                body = {"query": QUERY, "texts": ["a b c"]} if i % 2 else {"query": QUERY, "documents": ["a b"]}
+                body = (
+                    {"query": QUERY, "texts": ["a b c"]} if i % 2 else {"query": QUERY, "documents": ["a b"]}
+                )
                 return i, c.post(route, json=body)
 
         with concurrent.futures.ThreadPoolExecutor(6) as pool:

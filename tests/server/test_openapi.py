@@ -33,7 +33,17 @@ def test_openapi_matches_snapshot():
 
 def test_openapi_documents_every_route_and_dialect():
     schema = current_schema()
-    assert set(schema["paths"]) == {"/rerank", "/v1/rerank", "/v2/rerank", "/health", "/ready", "/info", "/metrics"}
+    assert set(schema["paths"]) == {
+        "/rerank",
+        "/v1/rerank",
+        "/v2/rerank",
+        "/health",
+        "/ready",
+        "/info",
+        "/metrics",
+    }
     components = schema["components"]["schemas"]
-    assert {"TEIRequest", "DocumentsRequest", "RerankResponse", "TEIRank", "TEIError", "ErrorBody"} <= set(components)
+    assert {"TEIRequest", "DocumentsRequest", "RerankResponse", "TEIRank", "TEIError", "ErrorBody"} <= set(
+        components
+    )
     assert "bearer" in json.dumps(schema["components"]["securitySchemes"]).lower()

@@ -44,7 +44,10 @@ def run_cases(operation, mode: str, examples: int, label: str, send) -> None:
 
     @given(case=operation.as_strategy(generation_mode=GenerationMode(mode)))
     @settings(
-        max_examples=examples, deadline=None, database=None, derandomize=True,
+        max_examples=examples,
+        deadline=None,
+        database=None,
+        derandomize=True,
         suppress_health_check=list(HealthCheck),
     )
     def check(case):

@@ -78,7 +78,10 @@ def test_serve_command_starts_and_refuses_placeholder_key(tiny_xlmr_dir):
     env = {**os.environ, "CROSSRANK_API_KEY": "changeme"}
     refused = subprocess.run(
         [sys.executable, "-m", "crossrank.cli.main", "serve", "--model", str(tiny_xlmr_dir)],
-        env=env, capture_output=True, text=True, timeout=60,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert refused.returncode == 2 and "placeholder" in refused.stderr
     with socket.socket() as sock:
@@ -86,9 +89,23 @@ def test_serve_command_starts_and_refuses_placeholder_key(tiny_xlmr_dir):
         port = sock.getsockname()[1]
     env = {**os.environ, "CROSSRANK_API_KEY": "a-long-enough-test-key"}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "crossrank.cli.main", "serve", "--model", str(tiny_xlmr_dir), "--port", str(port),
-         "--max-length", "64", "--log-level", "warning"],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        [
+            sys.executable,
+            "-m",
+            "crossrank.cli.main",
+            "serve",
+            "--model",
+            str(tiny_xlmr_dir),
+            "--port",
+            str(port),
+            "--max-length",
+            "64",
+            "--log-level",
+            "warning",
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
     )
     try:
         url = f"http://127.0.0.1:{port}"
@@ -102,8 +119,10 @@ def test_serve_command_starts_and_refuses_placeholder_key(tiny_xlmr_dir):
             assert proc.poll() is None and time.monotonic() < deadline, "server did not start"
             time.sleep(0.2)
         response = httpx.post(
-            f"{url}/v2/rerank", json={"query": "q", "documents": ["a", "b"]},
-            headers={"Authorization": "Bearer a-long-enough-test-key"}, timeout=30,
+            f"{url}/v2/rerank",
+            json={"query": "q", "documents": ["a", "b"]},
+            headers={"Authorization": "Bearer a-long-enough-test-key"},
+            timeout=30,
         )
         assert response.status_code == 200 and len(response.json()["results"]) == 2
     finally:

@@ -44,9 +44,8 @@ def _choices(annotation) -> list[str] | None:
 
 
 def _optional(annotation) -> bool:
-    return isinstance(annotation, types.UnionType | type(typing.Optional[int])) and type(None) in typing.get_args(
-        annotation
-    )
+    union = isinstance(annotation, types.UnionType) or typing.get_origin(annotation) is typing.Union
+    return union and type(None) in typing.get_args(annotation)
 
 
 def add_settings_args(parser: argparse.ArgumentParser, settings_cls) -> None:
@@ -77,7 +76,9 @@ def settings_from(args: argparse.Namespace):
 
     from ..server.settings import ServerSettings
 
-    overrides = {key[len(DEST_PREFIX) :]: value for key, value in vars(args).items() if key.startswith(DEST_PREFIX)}
+    overrides = {
+        key[len(DEST_PREFIX) :]: value for key, value in vars(args).items() if key.startswith(DEST_PREFIX)
+    }
     try:
         return ServerSettings(**overrides)
     except ValidationError as exc:
@@ -96,8 +97,9 @@ def run(args: argparse.Namespace) -> int:
 
         from ..server.app import create_app, load_reranker
     except ImportError as exc:
-        raise MissingDependencyError(f"crossrank serve needs the server extra ({exc.name} is missing): "
-                                     "pip install 'crossrank[server]'") from None
+        raise MissingDependencyError(
+            f"crossrank serve needs the server extra ({exc.name} is missing): pip install 'crossrank[server]'"
+        ) from None
     logger.info("loading %s", settings.model)
     app = create_app(settings, load_reranker(settings))  # load first: a bad model fails before binding
     uvicorn.run(app, host=settings.host, port=settings.port, log_level=settings.log_level)

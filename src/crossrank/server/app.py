@@ -115,11 +115,19 @@ class BodyLimitMiddleware:
             "send fewer or shorter documents per request"
         )
         # The dialect cannot be told without the body: this shape satisfies TEI and Cohere/Jina clients.
-        body = {"error": message, "error_type": "Validation", "message": message, "detail": message,
-                "type": "Validation"}
+        body = {
+            "error": message,
+            "error_type": "Validation",
+            "message": message,
+            "detail": message,
+            "type": "Validation",
+        }
         payload = json.dumps(body).encode("utf-8")
-        headers = [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode()),
-                   (b"connection", b"close")]
+        headers = [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(payload)).encode()),
+            (b"connection", b"close"),
+        ]
         await send({"type": "http.response.start", "status": 413, "headers": headers})
         await send({"type": "http.response.body", "body": payload})
 

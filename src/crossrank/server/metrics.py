@@ -5,7 +5,14 @@ from __future__ import annotations
 
 import time
 
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
 
 SIZE_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048)
 TOKEN_BUCKETS = (64, 256, 1024, 4096, 16384, 32768, 65536, 131072, 262144)
@@ -20,21 +27,33 @@ class Metrics:
     def __init__(self) -> None:
         r = self.registry = CollectorRegistry(auto_describe=True)
         self.requests = Counter(
-            "crossrank_requests", "HTTP requests by route, method and status", ["route", "method", "status"],
+            "crossrank_requests",
+            "HTTP requests by route, method and status",
+            ["route", "method", "status"],
             registry=r,
         )
         self.latency = Histogram(
-            "crossrank_request_seconds", "HTTP request latency by route", ["route", "method"],
-            buckets=LATENCY_BUCKETS, registry=r,
+            "crossrank_request_seconds",
+            "HTTP request latency by route",
+            ["route", "method"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
         )
         self.queue_depth = Gauge("crossrank_queue_depth", "requests waiting for the model", registry=r)
-        self.rejected = Counter("crossrank_rejected", "requests refused because the queue was full", registry=r)
-        self.cancelled = Counter("crossrank_cancelled", "requests dropped before compute (client gone)", registry=r)
+        self.rejected = Counter(
+            "crossrank_rejected", "requests refused because the queue was full", registry=r
+        )
+        self.cancelled = Counter(
+            "crossrank_cancelled", "requests dropped before compute (client gone)", registry=r
+        )
         self.batch_requests = Histogram(
             "crossrank_batch_requests", "requests per engine call", buckets=SIZE_BUCKETS, registry=r
         )
         self.batch_pairs = Histogram(
-            "crossrank_batch_pairs", "(query, document) pairs per engine call", buckets=SIZE_BUCKETS, registry=r
+            "crossrank_batch_pairs",
+            "(query, document) pairs per engine call",
+            buckets=SIZE_BUCKETS,
+            registry=r,
         )
         self.batch_tokens = Histogram(
             "crossrank_batch_tokens", "tokens per engine call", buckets=TOKEN_BUCKETS, registry=r
@@ -46,9 +65,12 @@ class Metrics:
         self.scores = Histogram(
             "crossrank_score", "sigmoid relevance scores returned", buckets=SCORE_BUCKETS, registry=r
         )
-        self.windowed = Counter("crossrank_windowed_documents", "documents scored in several windows", registry=r)
+        self.windowed = Counter(
+            "crossrank_windowed_documents", "documents scored in several windows", registry=r
+        )
         self.truncated = Counter(
-            "crossrank_truncated_documents", "documents with tokens left unscored (truncate or max_windows)",
+            "crossrank_truncated_documents",
+            "documents with tokens left unscored (truncate or max_windows)",
             registry=r,
         )
         self.threshold_drops = Counter(

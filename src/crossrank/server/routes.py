@@ -54,7 +54,9 @@ Authorized = Depends(require_key)
 DOCS_ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorBody} for code in (400, 401, 413, 422, 424, 429, 503)
 }
-TEI_ERRORS: dict[int | str, dict[str, Any]] = {code: {"model": TEIError} for code in (400, 401, 413, 422, 424, 429, 503)}
+TEI_ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {"model": TEIError} for code in (400, 401, 413, 422, 424, 429, 503)
+}
 
 router = APIRouter()
 
@@ -80,7 +82,9 @@ def _tei_headers(outcome: Outcome) -> dict[str, str]:
     }
 
 
-async def _documents(request: Request, server: ServerState, body: DocumentsRequest, dialect: str, default: bool):
+async def _documents(
+    request: Request, server: ServerState, body: DocumentsRequest, dialect: str, default: bool
+):
     request.state.dialect = dialect
     job = job_from_documents(body, dialect, default, server.settings.max_length)
     outcome = await server.service.run(job, _disconnected(request))
@@ -105,7 +109,10 @@ async def rerank(request: Request, server: Server, body: AnyRerankRequest):
 
 
 @router.post(
-    "/v1/rerank", dependencies=[Authorized], response_model=RerankResponse, responses=DOCS_ERRORS,
+    "/v1/rerank",
+    dependencies=[Authorized],
+    response_model=RerankResponse,
+    responses=DOCS_ERRORS,
     summary="Rerank: Cohere v1 and Jina",
 )
 async def rerank_v1(request: Request, server: Server, body: DocumentsRequest):
@@ -113,7 +120,10 @@ async def rerank_v1(request: Request, server: Server, body: DocumentsRequest):
 
 
 @router.post(
-    "/v2/rerank", dependencies=[Authorized], response_model=RerankResponse, responses=DOCS_ERRORS,
+    "/v2/rerank",
+    dependencies=[Authorized],
+    response_model=RerankResponse,
+    responses=DOCS_ERRORS,
     summary="Rerank: Cohere v2 (legacy v1 fields accepted)",
 )
 async def rerank_v2(request: Request, server: Server, body: DocumentsRequest):
@@ -133,13 +143,22 @@ async def ready(request: Request) -> Health:
     return Health(status="ready")
 
 
-@router.get("/info", dependencies=[Authorized], responses={401: {"model": ErrorBody}}, summary="Model and limits")
+@router.get(
+    "/info", dependencies=[Authorized], responses={401: {"model": ErrorBody}}, summary="Model and limits"
+)
 async def info(server: Server) -> dict[str, Any]:
     s = server.settings
     limits = {
         name: getattr(s, name)
-        for name in ("max_documents", "max_document_chars", "max_body_bytes", "max_queue", "batch_token_budget",
-                     "max_wait_ms", "request_timeout_s")
+        for name in (
+            "max_documents",
+            "max_document_chars",
+            "max_body_bytes",
+            "max_queue",
+            "batch_token_budget",
+            "max_wait_ms",
+            "request_timeout_s",
+        )
     }
     return {
         "version": __version__,

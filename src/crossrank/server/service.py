@@ -69,7 +69,8 @@ class RerankService:
         check_text(job.query, "query")
         if len(job.query) > s.max_document_chars:
             raise InputTooLargeError(
-                f"the query has {len(job.query):,} characters, over max_document_chars={s.max_document_chars:,}"
+                f"the query has {len(job.query):,} characters, "
+                f"over max_document_chars={s.max_document_chars:,}"
             )
         for i, text in enumerate(job.texts):
             check_text(text, f"document {i}")
@@ -114,7 +115,8 @@ class RerankService:
         watcher = asyncio.ensure_future(disconnected())
         try:
             done, _ = await asyncio.wait(
-                {queued.future, watcher}, timeout=self.settings.request_timeout_s,
+                {queued.future, watcher},
+                timeout=self.settings.request_timeout_s,
                 return_when=asyncio.FIRST_COMPLETED,
             )
         finally:

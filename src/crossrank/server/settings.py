@@ -20,9 +20,31 @@ ENV_PREFIX = "CROSSRANK_"
 # Keys that people leave in templates; starting a protected server with one of them is refused.
 PLACEHOLDER_KEYS = frozenset(
     {
-        "changeme", "change-me", "change_me", "changethis", "secret", "password", "placeholder", "apikey",
-        "api-key", "api_key", "your-api-key", "your_api_key", "yourapikey", "key", "token", "xxx", "xxxx",
-        "todo", "none", "null", "default", "example", "test", "sk-...", "...",
+        "changeme",
+        "change-me",
+        "change_me",
+        "changethis",
+        "secret",
+        "password",
+        "placeholder",
+        "apikey",
+        "api-key",
+        "api_key",
+        "your-api-key",
+        "your_api_key",
+        "yourapikey",
+        "key",
+        "token",
+        "xxx",
+        "xxxx",
+        "todo",
+        "none",
+        "null",
+        "default",
+        "example",
+        "test",
+        "sk-...",
+        "...",
     }
 )
 MIN_KEY_LENGTH = 8
@@ -40,7 +62,9 @@ class ServerSettings(BaseSettings):
     )
     backend: Literal["auto", "torch", "onnx"] = Field("auto", description="inference backend")
     device: str | None = Field(None, description="cpu, cuda, cuda:N (default: cuda when available)")
-    dtype: Literal["auto", "fp32", "bf16", "fp16"] = Field("auto", description="weights dtype")
+    dtype: Literal["auto", "fp32", "bf16", "fp16", "int8"] = Field(
+        "auto", description="weights dtype (int8: ONNX backend)"
+    )
     max_length: int = Field(512, ge=8, description="tokens per (query, window) pair")
     batch_size: int = Field(32, ge=1, description="rows per forward pass at most")
     max_batch_tokens: int = Field(16384, ge=64, description="padded tokens per forward pass at most")
@@ -158,7 +182,9 @@ def read_config_file(path: Path) -> dict[str, Any]:
     try:
         data = json.loads(text) if path.suffix.lower() == ".json" else tomllib.loads(text)
     except (json.JSONDecodeError, tomllib.TOMLDecodeError) as exc:
-        raise ValueError(f"config file {path} is not valid {path.suffix.lstrip('.') or 'TOML'}: {exc}") from None
+        raise ValueError(
+            f"config file {path} is not valid {path.suffix.lstrip('.') or 'TOML'}: {exc}"
+        ) from None
     if not isinstance(data, dict):
         raise ValueError(f"config file {path} must hold a table of settings")
     data = data.get("crossrank", data) if isinstance(data.get("crossrank"), dict) else data

@@ -34,10 +34,15 @@ class Citation:
 
 def citations(hits: Sequence[Hit]) -> list[Citation]:
     """The numbered sources, in the order they appear in the prompt."""
-    return [Citation(n, h.chunk.id, h.chunk.source or h.chunk.doc_id, h.chunk.title) for n, h in enumerate(hits, 1)]
+    return [
+        Citation(n, h.chunk.id, h.chunk.source or h.chunk.doc_id, h.chunk.title)
+        for n, h in enumerate(hits, 1)
+    ]
 
 
-def build_messages(question: str, hits: Sequence[Hit], max_chars_per_passage: int = 4000) -> list[dict[str, str]]:
+def build_messages(
+    question: str, hits: Sequence[Hit], max_chars_per_passage: int = 4000
+) -> list[dict[str, str]]:
     """Chat messages: the system instruction, then the numbered passages and the question.
 
     >>> build_messages("q?", [])[1]["content"].endswith("Question: q?")
@@ -47,7 +52,11 @@ def build_messages(question: str, hits: Sequence[Hit], max_chars_per_passage: in
         raise InvalidInputError("the question is empty; pass the question to answer")
     blocks = []
     for cite, hit in zip(citations(hits), hits, strict=True):
-        header = f"[{cite.number}] {cite.title} ({cite.source})" if cite.title else f"[{cite.number}] ({cite.source})"
+        header = (
+            f"[{cite.number}] {cite.title} ({cite.source})"
+            if cite.title
+            else f"[{cite.number}] ({cite.source})"
+        )
         blocks.append(f"{header}\n{hit.chunk.text[:max_chars_per_passage]}")
     context = "\n\n".join(blocks) if blocks else "(no passages were retrieved)"
     user = f"Context passages:\n\n{context}\n\nQuestion: {question}"

@@ -112,7 +112,9 @@ class Pipeline:
             return hits
         start = time.perf_counter()
         texts = [indexed_text(c.chunk) for c in candidates]
-        results = self.reranker.rerank(query, texts, top_n=top_n, threshold=self.threshold, return_documents=False)
+        results = self.reranker.rerank(
+            query, texts, top_n=top_n, threshold=self.threshold, return_documents=False
+        )
         self.last_timings.rerank_ms = (time.perf_counter() - start) * 1000
         return [_hit(candidates[r.index], rank, r.score, r.logit) for rank, r in enumerate(results, start=1)]
 

@@ -62,11 +62,29 @@ def test_beir_self_hits_are_dropped(shared_data):
 
 def test_eval_cli_json_and_plot(shared_data, tmp_path, capsys):
     plot = tmp_path / "cmp.png"
-    code = main(["eval", "--dataset", str(shared_data / "wikiqa"), "--format", "wikiqa", "--first-stage", "bm25",
-                 "--rerank", "none", "--limit", "5", "--json", "--plot", str(plot)])
+    code = main(
+        [
+            "eval",
+            "--dataset",
+            str(shared_data / "wikiqa"),
+            "--format",
+            "wikiqa",
+            "--first-stage",
+            "bm25",
+            "--rerank",
+            "none",
+            "--limit",
+            "5",
+            "--json",
+            "--plot",
+            str(plot),
+        ]
+    )
     assert code == 0
     result = json.loads(capsys.readouterr().out)
-    assert result["n_queries"] == 5 and result["reranked"] is None and set(METRICS) <= set(result["first_stage"])
+    assert (
+        result["n_queries"] == 5 and result["reranked"] is None and set(METRICS) <= set(result["first_stage"])
+    )
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
@@ -83,7 +101,9 @@ def test_full_sets_first_stage(shared_data):
     arguana = load_dataset(shared_data / "arguana", "beir")
     dropped = run_eval(arguana, method="bm25", k=100)["first_stage"]
     assert dropped["ndcg@10"] == pytest.approx(0.411, abs=0.005)
-    arguana.exclude_self = False  # the protocol of the BEIR paper's era: the query's own text may be retrieved
+    arguana.exclude_self = (
+        False  # the protocol of the BEIR paper's era: the query's own text may be retrieved
+    )
     kept = run_eval(arguana, method="bm25", k=100)["first_stage"]
     assert kept["ndcg@10"] == pytest.approx(0.306, abs=0.005)
     assert abs(kept["ndcg@10"] - 0.315) < 0.02

@@ -27,9 +27,13 @@ def test_metrics_by_hand():
 def test_missing_or_empty_lists_score_zero_and_order_is_ours():
     qrels = {"q1": {"a": 1}, "q2": {"b": 1}}
     assert evaluate(qrels, {"q1": ["a"], "q2": []}) == pytest.approx(
-        {"ndcg@10": 0.5, "mrr@10": 0.5, "map": 0.5, "recall@100": 0.5})
+        {"ndcg@10": 0.5, "mrr@10": 0.5, "map": 0.5, "recall@100": 0.5}
+    )
     assert to_ranx_run({"q": ["x", "y", "z"]}) == {"q": {"x": 3.0, "y": 2.0, "z": 1.0}}
-    assert evaluate({"q": {"a": 1}}, {"q": ["b"] * 0 + ["a"] + [f"n{i}" for i in range(200)]})["recall@100"] == 1.0
+    assert (
+        evaluate({"q": {"a": 1}}, {"q": ["b"] * 0 + ["a"] + [f"n{i}" for i in range(200)]})["recall@100"]
+        == 1.0
+    )
 
 
 def test_sentence_split_and_answer_spans():

@@ -58,13 +58,18 @@ def test_add_replaces_and_delete_removes(tmp_path, docs):
     reopened = EmbeddedIndex.open(tmp_path / "ix")
     assert len(reopened) == n - 1 and reopened.vectors.shape == (n - 1, reopened.embedder.dim)
     assert sorted(p.name for p in (tmp_path / "ix").iterdir() if p.name.startswith("gen-")) == [
-        f"gen-{reopened.generation - 1:06d}", f"gen-{reopened.generation:06d}"]
+        f"gen-{reopened.generation - 1:06d}",
+        f"gen-{reopened.generation:06d}",
+    ]
 
 
 def test_long_documents_are_chunked_with_offsets(tmp_path):
     text = " ".join(f"word{i}" for i in range(500))
-    index = build(tmp_path / "ix", [{"id": "long", "text": text}], IndexConfig(embedder="hash", chunk_tokens=100,
-                                                                                chunk_overlap=20))
+    index = build(
+        tmp_path / "ix",
+        [{"id": "long", "text": text}],
+        IndexConfig(embedder="hash", chunk_tokens=100, chunk_overlap=20),
+    )
     assert len(index) == 6  # starts 0, 80, ..., 400
     for chunk in index.chunks:
         assert text[chunk.start : chunk.end] == chunk.text
@@ -140,14 +145,18 @@ def test_killed_writer_leaves_a_loadable_index(tmp_path, docs):
     folder = tmp_path / "ix"
     build(folder, docs)
     for delay in (0.3, 0.9, 1.7):
-        proc = subprocess.Popen([sys.executable, "-c", WRITER, str(folder)], stdout=subprocess.PIPE, text=True)
+        proc = subprocess.Popen(
+            [sys.executable, "-c", WRITER, str(folder)], stdout=subprocess.PIPE, text=True
+        )
         time.sleep(delay + 3.0)  # interpreter start-up, then die somewhere inside an update
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait()
         index = EmbeddedIndex.open(folder)
         manifest = json.loads((folder / "manifest.json").read_text())
         assert len(index) == manifest["n_chunks"] == index.vectors.shape[0]
-        assert len({c.doc_id for c in index.chunks if c.doc_id.startswith("bulk")}) * 60 == len(index) - N_DOCS
+        assert (
+            len({c.doc_id for c in index.chunks if c.doc_id.startswith("bulk")}) * 60 == len(index) - N_DOCS
+        )
         assert index.search("中国的首都", k=1)[0].chunk.doc_id == "beijing"
 
 
@@ -155,21 +164,54 @@ def test_persistence_across_processes_via_the_cli(tmp_path, docs_file, jsonl_wri
     folder = tmp_path / "ix"
     env = {**os.environ, "PYTHONWARNINGS": "ignore"}
     cli = [sys.executable, "-m", "crossrank.cli.main"]
-    built = subprocess.run([*cli, "index", "build", "--input", str(docs_file), "--index", str(folder),
-                            "--embedder", "hash"], capture_output=True, text=True, env=env, timeout=120)
+    built = subprocess.run(
+        [*cli, "index", "build", "--input", str(docs_file), "--index", str(folder), "--embedder", "hash"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
     assert built.returncode == 0, built.stderr
     assert "indexed 6 chunks of 6 documents" in built.stdout
-    extra = jsonl_writer(tmp_path / "more.jsonl", [{"id": "kyoto", "text": "Kyoto was the capital of Japan."}])
-    subprocess.run([*cli, "index", "add", "--input", str(extra), "--index", str(folder)], check=True, env=env,
-                   capture_output=True, timeout=120)
-    found = subprocess.run([*cli, "search", "--index", str(folder), "capital of Japan", "--rerank", "none", "--json",
-                            "--top-n", "2"], capture_output=True, text=True, env=env, timeout=120)
+    extra = jsonl_writer(
+        tmp_path / "more.jsonl", [{"id": "kyoto", "text": "Kyoto was the capital of Japan."}]
+    )
+    subprocess.run(
+        [*cli, "index", "add", "--input", str(extra), "--index", str(folder)],
+        check=True,
+        env=env,
+        capture_output=True,
+        timeout=120,
+    )
+    found = subprocess.run(
+        [
+            *cli,
+            "search",
+            "--index",
+            str(folder),
+            "capital of Japan",
+            "--rerank",
+            "none",
+            "--json",
+            "--top-n",
+            "2",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
     assert found.returncode == 0, found.stderr
     hits = json.loads(found.stdout)["hits"]
     assert hits[0]["doc_id"] == "kyoto" and hits[0]["source"].endswith("more.jsonl:1")
     assert hits[0]["first_stage"]["rank"] == 1 and hits[0]["rerank_score"] is None
-    gone = subprocess.run([*cli, "index", "delete", "--index", str(folder), "kyoto"], capture_output=True, text=True,
-                          env=env, timeout=120)
+    gone = subprocess.run(
+        [*cli, "index", "delete", "--index", str(folder), "kyoto"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
     assert "removed 1 chunks" in gone.stdout
 
 
@@ -178,5 +220,7 @@ def test_vectors_match_chunks_after_updates(tmp_path, docs):
     index.delete(["tea"])
     index.add(chunk_documents([{"id": "tea", "text": "茶是一种饮料。"}]))
     fresh = open_retriever(tmp_path / "ix")
-    expected = fresh.embedder.embed_passages([c.title + "\n" + c.text if c.title else c.text for c in fresh.chunks])
+    expected = fresh.embedder.embed_passages(
+        [c.title + "\n" + c.text if c.title else c.text for c in fresh.chunks]
+    )
     assert np.allclose(fresh.vectors, expected, atol=1e-6)

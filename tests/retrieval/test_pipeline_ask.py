@@ -64,7 +64,9 @@ def test_prompt_numbers_passages_and_asks_for_citations(index_dir):
 
 def test_ask_without_llm_prints_the_prompt(index_dir, capsys, monkeypatch):
     monkeypatch.delenv("CROSSRANK_LLM_BASE_URL", raising=False)
-    assert main(["ask", "--index", str(index_dir), "--rerank", "none", "--top-n", "2", "Where is Paris?"]) == 0
+    assert (
+        main(["ask", "--index", str(index_dir), "--rerank", "none", "--top-n", "2", "Where is Paris?"]) == 0
+    )
     out = capsys.readouterr().out
     assert "No LLM is configured" in out and "--- user ---" in out and "Paris is the capital" in out
 
@@ -74,7 +76,9 @@ class _StubLLM(BaseHTTPRequestHandler):
 
     def do_POST(self):  # noqa: N802 - http.server's naming
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        type(self).requests.append({"path": self.path, "auth": self.headers.get("Authorization"), "body": body})
+        type(self).requests.append(
+            {"path": self.path, "auth": self.headers.get("Authorization"), "body": body}
+        )
         reply = {"choices": [{"message": {"role": "assistant", "content": "Paris is France's capital [1]."}}]}
         data = json.dumps(reply).encode()
         self.send_response(200)
@@ -101,8 +105,22 @@ def stub_llm():
 def test_ask_sends_context_and_prints_answer_with_sources(index_dir, stub_llm, capsys, monkeypatch):
     url, requests = stub_llm
     monkeypatch.setenv("CROSSRANK_LLM_API_KEY", "test-key")
-    code = main(["ask", "--index", str(index_dir), "--rerank", "none", "--top-n", "2", "--llm-base-url", url,
-                 "--llm-model", "stub-model", "What is the capital of France?"])
+    code = main(
+        [
+            "ask",
+            "--index",
+            str(index_dir),
+            "--rerank",
+            "none",
+            "--top-n",
+            "2",
+            "--llm-base-url",
+            url,
+            "--llm-model",
+            "stub-model",
+            "What is the capital of France?",
+        ]
+    )
     assert code == 0
     out = capsys.readouterr().out
     assert out.startswith("Paris is France's capital [1].") and "Sources:\n[1] paris#0" in out
@@ -113,5 +131,16 @@ def test_ask_sends_context_and_prints_answer_with_sources(index_dir, stub_llm, c
 
 
 def test_ask_reports_an_unreachable_llm(index_dir, capsys):
-    code = main(["ask", "--index", str(index_dir), "--rerank", "none", "--llm-base-url", "http://127.0.0.1:9/v1", "q?"])
+    code = main(
+        [
+            "ask",
+            "--index",
+            str(index_dir),
+            "--rerank",
+            "none",
+            "--llm-base-url",
+            "http://127.0.0.1:9/v1",
+            "q?",
+        ]
+    )
     assert code == 2 and "could not reach the LLM" in capsys.readouterr().err

@@ -17,8 +17,12 @@ def register(sub) -> None:
     parser = sub.add_parser("ask", help="answer a question from an index with an LLM", description=HELP)
     parser.add_argument("question", help="the question")
     add_pipeline_args(parser)
-    parser.add_argument("--llm-base-url", default=os.environ.get("CROSSRANK_LLM_BASE_URL"), help="e.g. http://host/v1")
-    parser.add_argument("--llm-model", default=os.environ.get("CROSSRANK_LLM_MODEL", "gpt-4o-mini"), help="model name")
+    parser.add_argument(
+        "--llm-base-url", default=os.environ.get("CROSSRANK_LLM_BASE_URL"), help="e.g. http://host/v1"
+    )
+    parser.add_argument(
+        "--llm-model", default=os.environ.get("CROSSRANK_LLM_MODEL", "gpt-4o-mini"), help="model name"
+    )
     parser.add_argument("--llm-timeout", type=float, default=120.0, help="seconds to wait for the answer")
     parser.set_defaults(func=run)
 
@@ -30,13 +34,19 @@ def run(args: argparse.Namespace) -> int:
     messages = build_messages(args.question, hits)
     sources = "".join(f"[{c.number}] {c.chunk_id}  {c.source}\n" for c in citations(hits))
     if not args.llm_base_url:
-        sys.stdout.write("No LLM is configured (pass --llm-base-url or set CROSSRANK_LLM_BASE_URL); "
-                         "this is the prompt that would be sent:\n\n")
+        sys.stdout.write(
+            "No LLM is configured (pass --llm-base-url or set CROSSRANK_LLM_BASE_URL); "
+            "this is the prompt that would be sent:\n\n"
+        )
         for message in messages:
             sys.stdout.write(f"--- {message['role']} ---\n{message['content']}\n\n")
         return 0
     answer = chat(
-        messages, base_url=args.llm_base_url, model=args.llm_model, api_key=api_key_from_env(), timeout=args.llm_timeout
+        messages,
+        base_url=args.llm_base_url,
+        model=args.llm_model,
+        api_key=api_key_from_env(),
+        timeout=args.llm_timeout,
     )
     sys.stdout.write(answer.strip() + "\n\nSources:\n" + sources)
     return 0

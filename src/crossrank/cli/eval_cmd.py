@@ -15,18 +15,27 @@ latency per query. Corpus embeddings are cached under $CROSSRANK_HOME/cache (--n
 def register(sub) -> None:
     parser = sub.add_parser("eval", help="evaluate first stage vs reranked on a data set", description=HELP)
     parser.add_argument("--dataset", required=True, help="data set folder")
-    parser.add_argument("--format", required=True, choices=["beir", "wikiqa", "cmrc", "cmrc-sent"], help="layout")
-    parser.add_argument("--first-stage", default="hybrid", choices=["bm25", "dense", "hybrid"], help="retriever")
+    parser.add_argument(
+        "--format", required=True, choices=["beir", "wikiqa", "cmrc", "cmrc-sent"], help="layout"
+    )
+    parser.add_argument(
+        "--first-stage", default="hybrid", choices=["bm25", "dense", "hybrid"], help="retriever"
+    )
     parser.add_argument("--k", type=int, default=100, help="first-stage candidates reranked per query")
-    parser.add_argument("--rerank", default="embedded", help="reranker model ('embedded', folder, hub id) or none")
+    parser.add_argument(
+        "--rerank", default="embedded", help="reranker model ('embedded', folder, hub id) or none"
+    )
     parser.add_argument("--limit", type=int, default=None, help="the first N queries in file order")
     parser.add_argument("--embedder", default="e5-small", choices=["e5-small", "hash"], help="dense model")
     parser.add_argument("--no-cache", action="store_true", help="do not cache corpus embeddings")
     parser.add_argument("--device", default=None, help="reranker device: cpu, cuda, cuda:N")
     parser.add_argument("--max-length", type=int, default=512, help="reranker tokens per pair")
     parser.add_argument("--batch-size", type=int, default=32, help="reranker rows per forward pass")
-    parser.add_argument("--keep-self-hits", action="store_true",
-                        help="beir: keep a retrieved document whose id equals the query's (dropped by default)")
+    parser.add_argument(
+        "--keep-self-hits",
+        action="store_true",
+        help="beir: keep a retrieved document whose id equals the query's (dropped by default)",
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument("--plot", default=None, help="write a PNG comparing the two to this file")
     parser.set_defaults(func=run)
@@ -55,8 +64,11 @@ def format_report(result: dict) -> str:
     for name in ("first_stage", "reranked"):
         values = result.get(name)
         if values:
-            lines.append(f"{name:<14}" + "".join(f"{values[m]:>11.4f}" for m in METRICS)
-                         + f"{values['latency_ms']:>11.1f}")
+            lines.append(
+                f"{name:<14}"
+                + "".join(f"{values[m]:>11.4f}" for m in METRICS)
+                + f"{values['latency_ms']:>11.1f}"
+            )
     lines.extend(f"note: {note}" for note in config.get("notes", []))
     return "\n".join(lines) + "\n"
 
@@ -76,13 +88,24 @@ def run(args: argparse.Namespace) -> int:
     if args.rerank and args.rerank.lower() != "none":
         from ..reranker import Reranker
 
-        reranker = Reranker(args.rerank, device=args.device, max_length=args.max_length, batch_size=args.batch_size)
+        reranker = Reranker(
+            args.rerank, device=args.device, max_length=args.max_length, batch_size=args.batch_size
+        )
     embedder = make_embedder(args.embedder, not args.no_cache) if args.first_stage != "bm25" else None
-    embed_bar = tqdm(total=len(evalset.corpus), desc="embedding corpus", unit="doc", disable=None, file=sys.stderr)
+    embed_bar = tqdm(
+        total=len(evalset.corpus), desc="embedding corpus", unit="doc", disable=None, file=sys.stderr
+    )
     rerank_bar = Progress("reranking")
     try:
-        result = run_eval(evalset, method=args.first_stage, k=args.k, embedder=embedder, reranker=reranker,
-                          embed_progress=embed_bar.update, rerank_progress=rerank_bar)
+        result = run_eval(
+            evalset,
+            method=args.first_stage,
+            k=args.k,
+            embedder=embedder,
+            reranker=reranker,
+            embed_progress=embed_bar.update,
+            rerank_progress=rerank_bar,
+        )
     finally:
         embed_bar.close()
         rerank_bar.close()

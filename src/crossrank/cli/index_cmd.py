@@ -18,13 +18,21 @@ def register(sub) -> None:
     parser = sub.add_parser("index", help="build or update a search index", description=HELP)
     actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
     build = actions.add_parser("build", help="create an index from documents")
-    build.add_argument("--input", "-i", required=True, help="a .jsonl file, a text/Markdown file, or a folder")
+    build.add_argument(
+        "--input", "-i", required=True, help="a .jsonl file, a text/Markdown file, or a folder"
+    )
     build.add_argument("--index", required=True, help="index folder to create")
     build.add_argument("--chunk-tokens", type=int, default=200, help="tokens per chunk")
     build.add_argument("--overlap", type=int, default=40, help="tokens shared by consecutive chunks")
-    build.add_argument("--embedder", default="e5-small", choices=["e5-small", "hash", "none"], help="dense model")
-    build.add_argument("--backend", default="embedded", choices=["embedded", "qdrant"], help="where vectors live")
-    build.add_argument("--qdrant", default=None, help="qdrant backend: URL, folder or :memory: (default DIR/qdrant)")
+    build.add_argument(
+        "--embedder", default="e5-small", choices=["e5-small", "hash", "none"], help="dense model"
+    )
+    build.add_argument(
+        "--backend", default="embedded", choices=["embedded", "qdrant"], help="where vectors live"
+    )
+    build.add_argument(
+        "--qdrant", default=None, help="qdrant backend: URL, folder or :memory: (default DIR/qdrant)"
+    )
     build.set_defaults(func=run_build)
     add = actions.add_parser("add", help="add or replace documents in an index")
     add.add_argument("--input", "-i", required=True, help="a .jsonl file, a text/Markdown file, or a folder")
@@ -90,7 +98,9 @@ def run_build(args: argparse.Namespace) -> int:
         retriever.add(chunks, progress=bar)
     finally:
         bar.bar.close()
-    sys.stdout.write(f"indexed {len(chunks)} chunks of {len({c.doc_id for c in chunks})} documents in {args.index}\n")
+    sys.stdout.write(
+        f"indexed {len(chunks)} chunks of {len({c.doc_id for c in chunks})} documents in {args.index}\n"
+    )
     return 0
 
 
@@ -114,8 +124,9 @@ def run_delete(args: argparse.Namespace) -> int:
 
 
 def run_info(args: argparse.Namespace) -> int:
-    from ..retrieval import read_manifest
     from pathlib import Path
+
+    from ..retrieval import read_manifest
 
     sys.stdout.write(json.dumps(read_manifest(Path(args.index)), indent=2, ensure_ascii=False) + "\n")
     return 0

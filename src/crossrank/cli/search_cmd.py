@@ -16,9 +16,15 @@ def add_pipeline_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--index", required=True, help="index folder")
     parser.add_argument("--k", type=int, default=100, help="first-stage candidates")
     parser.add_argument("--top-n", type=int, default=5, help="results to keep")
-    parser.add_argument("--first-stage", default=None, choices=["bm25", "dense", "hybrid"], help="default: index's")
-    parser.add_argument("--rerank", default="embedded", help="reranker model ('embedded', folder, hub id) or none")
-    parser.add_argument("--threshold", default=None, help="drop rerank scores below X in [0, 1], or 'dynamic'")
+    parser.add_argument(
+        "--first-stage", default=None, choices=["bm25", "dense", "hybrid"], help="default: index's"
+    )
+    parser.add_argument(
+        "--rerank", default="embedded", help="reranker model ('embedded', folder, hub id) or none"
+    )
+    parser.add_argument(
+        "--threshold", default=None, help="drop rerank scores below X in [0, 1], or 'dynamic'"
+    )
     parser.add_argument("--device", default=None, help="reranker device: cpu, cuda, cuda:N")
     parser.add_argument("--max-length", type=int, default=512, help="reranker tokens per pair")
     parser.add_argument("--batch-size", type=int, default=32, help="reranker rows per forward pass")
@@ -32,7 +38,9 @@ def build_pipeline(args: argparse.Namespace):
     if args.rerank and args.rerank.lower() != "none":
         from ..reranker import Reranker
 
-        reranker = Reranker(args.rerank, device=args.device, max_length=args.max_length, batch_size=args.batch_size)
+        reranker = Reranker(
+            args.rerank, device=args.device, max_length=args.max_length, batch_size=args.batch_size
+        )
     return Pipeline(
         open_retriever(args.index),
         reranker,
@@ -58,7 +66,10 @@ def format_table(hits) -> str:
         rerank = f"{hit.rerank_score:7.4f}" if hit.rerank_score is not None else f"{'-':>7}"
         text = " ".join(hit.chunk.text.split())
         text = text if len(text) <= width else text[: width - 1] + "…"
-        lines.append(f"{hit.rank:>4}  {hit.first_stage_rank:>5}  {hit.first_stage_score:9.4f}  {rerank}  {hit.chunk.id}")
+        lines.append(
+            f"{hit.rank:>4}  {hit.first_stage_rank:>5}  {hit.first_stage_score:9.4f}  {rerank}  "
+            f"{hit.chunk.id}"
+        )
         lines.append(f"{'':>32}{text}")
     if not hits:
         lines.append("(no results)")
@@ -72,7 +83,10 @@ def run(args: argparse.Namespace) -> int:
         payload = {
             "query": args.query,
             "hits": [h.to_dict() for h in hits],
-            "timings_ms": {"first_stage": pipeline.last_timings.first_stage_ms, "rerank": pipeline.last_timings.rerank_ms},
+            "timings_ms": {
+                "first_stage": pipeline.last_timings.first_stage_ms,
+                "rerank": pipeline.last_timings.rerank_ms,
+            },
         }
         sys.stdout.write(json.dumps(payload, ensure_ascii=False, indent=2) + "\n")
     else:

@@ -30,7 +30,9 @@ class EvalSet:
     qrels: dict[str, dict[str, int]]
     candidates: dict[str, list[str]] | None = None
     notes: list[str] = field(default_factory=list)
-    exclude_self: bool = False  # drop a retrieved document whose id is the query's (BEIR's ignore_identical_ids)
+    exclude_self: bool = (
+        False  # drop a retrieved document whose id is the query's (BEIR's ignore_identical_ids)
+    )
 
     def limit(self, n: int | None) -> EvalSet:
         """The first ``n`` queries in file order (the corpus is kept whole)."""
@@ -40,8 +42,15 @@ class EvalSet:
             raise InvalidInputError(f"--limit must be a positive number of queries, got {n}")
         keep = list(self.queries)[:n]
         cands = {q: self.candidates[q] for q in keep} if self.candidates is not None else None
-        return EvalSet(self.name, {q: self.queries[q] for q in keep}, self.corpus,
-                       {q: self.qrels[q] for q in keep}, cands, self.notes, self.exclude_self)
+        return EvalSet(
+            self.name,
+            {q: self.queries[q] for q in keep},
+            self.corpus,
+            {q: self.qrels[q] for q in keep},
+            cands,
+            self.notes,
+            self.exclude_self,
+        )
 
 
 def split_sentences(text: str) -> list[tuple[int, int]]:
@@ -89,10 +98,14 @@ def _jsonl(path: Path):
 def load_beir(folder: Path) -> EvalSet:
     """BEIR: corpus.jsonl[.gz] (``_id, title, text``), queries.jsonl[.gz], a qrels TSV (``test.tsv`` or
     ``qrels/test.tsv``, header line ``query-id corpus-id score``)."""
-    corpus = {str(d["_id"]): (d.get("title") or "", d.get("text") or "") for d in _jsonl(_find(folder, "corpus"))}
+    corpus = {
+        str(d["_id"]): (d.get("title") or "", d.get("text") or "") for d in _jsonl(_find(folder, "corpus"))
+    }
     all_queries = {str(q["_id"]): q["text"] for q in _jsonl(_find(folder, "queries"))}
     qrels_file = next((p for p in (folder / "test.tsv", folder / "qrels" / "test.tsv") if p.is_file()), None)
-    qrels_file = qrels_file or next(iter(sorted(folder.glob("*.tsv")) + sorted(folder.glob("qrels/*.tsv"))), None)
+    qrels_file = qrels_file or next(
+        iter(sorted(folder.glob("*.tsv")) + sorted(folder.glob("qrels/*.tsv"))), None
+    )
     if qrels_file is None:
         raise InvalidInputError(f"{folder} has no qrels TSV (test.tsv or qrels/test.tsv)")
     qrels: dict[str, dict[str, int]] = {}
@@ -106,9 +119,17 @@ def load_beir(folder: Path) -> EvalSet:
                 qrels.setdefault(row[0], {})[row[1]] = int(row[2])
     queries = {q: t for q, t in all_queries.items() if q in qrels}
     self_hits = sum(q in corpus for q in queries)
-    notes = [f"{self_hits} queries are also corpus documents; as in BEIR's evaluation, a query's own id is "
-             "dropped from its retrieved list"] if self_hits else []
-    return EvalSet(folder.name, queries, corpus, {q: qrels[q] for q in queries}, None, notes, exclude_self=True)
+    notes = (
+        [
+            f"{self_hits} queries are also corpus documents; as in BEIR's evaluation, a query's own id is "
+            "dropped from its retrieved list"
+        ]
+        if self_hits
+        else []
+    )
+    return EvalSet(
+        folder.name, queries, corpus, {q: qrels[q] for q in queries}, None, notes, exclude_self=True
+    )
 
 
 def load_wikiqa(folder: Path) -> EvalSet:
@@ -134,7 +155,9 @@ def load_wikiqa(folder: Path) -> EvalSet:
 def _squad_paragraphs(folder: Path):
     files = sorted(folder.glob("*.json"))
     if not files:
-        raise InvalidInputError(f"{folder} has no SQuAD-style .json files (data -> paragraphs -> context, qas)")
+        raise InvalidInputError(
+            f"{folder} has no SQuAD-style .json files (data -> paragraphs -> context, qas)"
+        )
     for file in files:
         data = json.loads(file.read_text(encoding="utf-8"))
         if not isinstance(data, dict) or "data" not in data:
@@ -181,8 +204,11 @@ def load_cmrc_sentences(folder: Path) -> EvalSet:
         corpus.update((sid, ("", context[s:e])) for sid, (s, e) in zip(ids, sentences, strict=True))
         for qa in paragraph.get("qas", []):
             spans = answer_spans(context, qa.get("answers", []))
-            relevant = {sid: 1 for sid, (s, e) in zip(ids, sentences, strict=True)
-                        if any(s < ae and as_ < e for as_, ae in spans)}
+            relevant = {
+                sid: 1
+                for sid, (s, e) in zip(ids, sentences, strict=True)
+                if any(s < ae and as_ < e for as_, ae in spans)
+            }
             if not relevant:
                 skipped += 1
                 continue
@@ -201,7 +227,9 @@ def load_dataset(folder: str | Path, fmt: str) -> EvalSet:
         raise InvalidInputError(f"dataset format must be one of {', '.join(FORMATS)}, got {fmt!r}")
     folder = Path(folder)
     if not folder.is_dir():
-        raise InvalidInputError(f"dataset folder {folder} does not exist; pass --dataset DIR holding the {fmt} files")
+        raise InvalidInputError(
+            f"dataset folder {folder} does not exist; pass --dataset DIR holding the {fmt} files"
+        )
     evalset = LOADERS[fmt](folder)
     if not evalset.queries:
         raise InvalidInputError(f"{folder}: no query with a relevant document was found for format {fmt}")

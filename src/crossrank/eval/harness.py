@@ -70,7 +70,9 @@ class FirstStage:
         lists = []
         if self.bm25 is not None:
             # BM25 lists keep only matching documents over a corpus, every candidate of a candidate list.
-            lists.append(self._ranked(self.bm25.scores(tokenize(query)), rows, k_inner, positive_only=rows is None))
+            lists.append(
+                self._ranked(self.bm25.scores(tokenize(query)), rows, k_inner, positive_only=rows is None)
+            )
         if self.vectors is not None:
             sims = self.vectors @ self.embedder.embed_queries([query])[0]
             lists.append(self._ranked(sims, rows, k_inner, positive_only=False))
@@ -80,7 +82,9 @@ class FirstStage:
         return [self.doc_ids[r] for r in ranked[:k]]
 
 
-def rerank_lists(reranker, evalset: EvalSet, lists: dict[str, list[str]], progress=None) -> dict[str, list[str]]:
+def rerank_lists(
+    reranker, evalset: EvalSet, lists: dict[str, list[str]], progress=None
+) -> dict[str, list[str]]:
     """Rerank every query's list with one batched call; ties keep the first-stage order."""
     pairs, owners = [], []
     for qid, docs in lists.items():
@@ -92,7 +96,8 @@ def rerank_lists(reranker, evalset: EvalSet, lists: dict[str, list[str]], progre
     for (qid, pos), score in zip(owners, scored, strict=True):
         logits[qid][pos] = score.logit
     return {
-        q: [docs[i] for i in sorted(range(len(docs)), key=lambda i: (-logits[q][i], i))] for q, docs in lists.items()
+        q: [docs[i] for i in sorted(range(len(docs)), key=lambda i: (-logits[q][i], i))]
+        for q, docs in lists.items()
     }
 
 
@@ -140,4 +145,3 @@ def run_eval(
         "notes": evalset.notes,
     }
     return result
-

@@ -23,8 +23,13 @@ def plot_comparison(result: dict, path: str | Path) -> Path:
     for i, (label, values, color) in enumerate(series):
         xs = [m + (i - (len(series) - 1) / 2) * width for m in range(len(METRICS))]
         latency = values.get("latency_ms")
-        bars = ax.bar(xs, [values[m] for m in METRICS], width, color=color,
-                      label=f"{label}, {latency:.1f} ms/query" if latency is not None else label)
+        bars = ax.bar(
+            xs,
+            [values[m] for m in METRICS],
+            width,
+            color=color,
+            label=f"{label}, {latency:.1f} ms/query" if latency is not None else label,
+        )
         ax.bar_label(bars, fmt="%.3f", fontsize=8, padding=2)
     ax.set_xticks(range(len(METRICS)), [m.upper().replace("@", "@") for m in METRICS])
     ax.set_ylim(0, 1.08)

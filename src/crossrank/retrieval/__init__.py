@@ -37,7 +37,9 @@ def create_retriever(folder: str | Path, config: IndexConfig, embedder=None) -> 
     if config.backend == "embedded":
         return EmbeddedIndex.create(folder, config, embedder)
     if (folder / MANIFEST).exists():
-        raise InvalidInputError(f"an index already exists in {folder}; use `crossrank index add` or another DIR")
+        raise InvalidInputError(
+            f"an index already exists in {folder}; use `crossrank index add` or another DIR"
+        )
     from .qdrant import QdrantRetriever
 
     if config.qdrant_location is None:

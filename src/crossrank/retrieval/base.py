@@ -45,7 +45,8 @@ class Candidate:
 @runtime_checkable
 class Retriever(Protocol):
     """A first stage that can be searched and updated. Implementations: the embedded
-    :class:`crossrank.retrieval.index.EmbeddedIndex` and :class:`crossrank.retrieval.qdrant.QdrantRetriever`."""
+    :class:`crossrank.retrieval.index.EmbeddedIndex` and
+    :class:`crossrank.retrieval.qdrant.QdrantRetriever`."""
 
     def search(self, query: str, k: int = 100, method: str | None = None) -> list[Candidate]: ...
 

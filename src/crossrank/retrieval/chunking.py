@@ -12,7 +12,9 @@ from dataclasses import dataclass
 
 from ..errors import InvalidInputError
 
-_TOKEN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]|[^\W\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]+|[^\w\s]")
+_TOKEN = re.compile(
+    r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]|[^\W\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]+|[^\w\s]"
+)
 
 DEFAULT_CHUNK_TOKENS = 200
 DEFAULT_OVERLAP = 40

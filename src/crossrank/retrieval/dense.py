@@ -102,7 +102,9 @@ class CachedEmbedder:
         found = {}
         for start in range(0, len(keys), 500):
             part = keys[start : start + 500]
-            rows = self._db.execute(f"SELECT key, v FROM vec WHERE key IN ({','.join('?' * len(part))})", part)
+            rows = self._db.execute(
+                f"SELECT key, v FROM vec WHERE key IN ({','.join('?' * len(part))})", part
+            )
             found.update((k, np.frombuffer(v, dtype=np.float32)) for k, v in rows)
         missing = [i for i, k in enumerate(keys) if k not in found]
         if missing:

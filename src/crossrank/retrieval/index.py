@@ -85,7 +85,9 @@ def read_manifest(folder: Path) -> dict:
         )
     data = json.loads(manifest.read_text(encoding="utf-8"))
     if data.get("format") != FORMAT or data.get("version") != VERSION:
-        raise InvalidInputError(f"{manifest} is not a version-{VERSION} crossrank index manifest; rebuild the index")
+        raise InvalidInputError(
+            f"{manifest} is not a version-{VERSION} crossrank index manifest; rebuild the index"
+        )
     return data
 
 
@@ -104,7 +106,9 @@ def writer_lock(folder: Path):
 class EmbeddedIndex:
     """BM25 + dense + RRF over chunks, persisted in ``folder``. Open with :meth:`open` or :meth:`create`."""
 
-    def __init__(self, folder: Path, config: IndexConfig, chunks: list[Chunk], vectors, bm25: BM25, generation: int):
+    def __init__(
+        self, folder: Path, config: IndexConfig, chunks: list[Chunk], vectors, bm25: BM25, generation: int
+    ):
         self.folder, self.config, self.chunks = folder, config, chunks
         self.vectors, self.bm25, self.generation = vectors, bm25, generation
         self._embedder: Embedder | None = None
@@ -115,7 +119,9 @@ class EmbeddedIndex:
         """A new, empty index in ``folder`` (refused when one is already there)."""
         folder = Path(folder)
         if (folder / MANIFEST).exists():
-            raise InvalidInputError(f"an index already exists in {folder}; use `crossrank index add` or another DIR")
+            raise InvalidInputError(
+                f"an index already exists in {folder}; use `crossrank index add` or another DIR"
+            )
         config = config or IndexConfig()
         index = cls(folder, config, [], None, BM25(None, 0), 0)
         index._embedder = embedder
@@ -168,7 +174,11 @@ class EmbeddedIndex:
             vectors = None
             if self.config.embedder:
                 fresh = self._embed(chunks, progress)
-                old = self.vectors[keep] if self.vectors is not None else np.zeros((0, fresh.shape[1]), np.float32)
+                old = (
+                    self.vectors[keep]
+                    if self.vectors is not None
+                    else np.zeros((0, fresh.shape[1]), np.float32)
+                )
                 vectors = np.concatenate([old, fresh]).astype(np.float32)
             self._commit(merged, vectors)
         return len(chunks)
@@ -195,7 +205,10 @@ class EmbeddedIndex:
         if current and int(current["generation"].split("-")[1]) != self.generation:
             fresh = EmbeddedIndex.open(self.folder, self._embedder)
             self.chunks, self.vectors, self.bm25, self.generation = (
-                fresh.chunks, fresh.vectors, fresh.bm25, fresh.generation,
+                fresh.chunks,
+                fresh.vectors,
+                fresh.bm25,
+                fresh.generation,
             )
 
     def _commit(self, chunks: list[Chunk], vectors) -> None:
@@ -258,7 +271,9 @@ class EmbeddedIndex:
             )
         if method != "bm25" and self.vectors is None:
             if method == "dense":
-                raise InvalidInputError("this index has no dense vectors (built with --embedder none); use bm25")
+                raise InvalidInputError(
+                    "this index has no dense vectors (built with --embedder none); use bm25"
+                )
             method = "bm25"
         lists: dict[str, list[tuple[int, float]]] = {}
         if method in ("bm25", "hybrid"):

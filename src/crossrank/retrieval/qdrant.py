@@ -75,7 +75,9 @@ class QdrantRetriever:
             return
         self.client.create_collection(
             self.config.collection,
-            vectors_config={"dense": models.VectorParams(size=self.embedder.dim, distance=models.Distance.COSINE)},
+            vectors_config={
+                "dense": models.VectorParams(size=self.embedder.dim, distance=models.Distance.COSINE)
+            },
             sparse_vectors_config={"bm25": models.SparseVectorParams(modifier=models.Modifier.IDF)},
         )
 
@@ -94,7 +96,10 @@ class QdrantRetriever:
             points.append(
                 models.PointStruct(
                     id=str(uuid.uuid5(_NAMESPACE, chunk.id)),
-                    vector={"dense": vector.tolist(), "bm25": models.SparseVector(indices=indices, values=values)},
+                    vector={
+                        "dense": vector.tolist(),
+                        "bm25": models.SparseVector(indices=indices, values=values),
+                    },
                     payload=chunk.to_dict(),
                 )
             )
@@ -107,7 +112,9 @@ class QdrantRetriever:
         if not doc_ids:
             return 0
         models = optional_import("qdrant_client.models", "retrieval")
-        flt = models.Filter(must=[models.FieldCondition(key="doc_id", match=models.MatchAny(any=list(doc_ids)))])
+        flt = models.Filter(
+            must=[models.FieldCondition(key="doc_id", match=models.MatchAny(any=list(doc_ids)))]
+        )
         before = len(self)
         self.client.delete(self.config.collection, points_selector=models.FilterSelector(filter=flt))
         return before - len(self)
@@ -122,13 +129,16 @@ class QdrantRetriever:
         check_k(k)
         if len(self) == 0:
             raise InvalidInputError(
-                f"the qdrant collection {self.config.collection!r} is empty; add documents with `crossrank index add`"
+                f"the qdrant collection {self.config.collection!r} is empty; "
+                "add documents with `crossrank index add`"
             )
         models = optional_import("qdrant_client.models", "retrieval")
         raw: dict[str, list] = {}
         if method in ("bm25", "hybrid"):
             indices, values = sparse_terms(query, self.config.k1, query=True)
-            raw["bm25"] = self._query(models.SparseVector(indices=indices, values=values), "bm25", k) if indices else []
+            raw["bm25"] = (
+                self._query(models.SparseVector(indices=indices, values=values), "bm25", k) if indices else []
+            )
         if method in ("dense", "hybrid"):
             raw["dense"] = self._query(self.embedder.embed_queries([query])[0].tolist(), "dense", k)
         rows: dict[str, int] = {}

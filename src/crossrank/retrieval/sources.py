@@ -48,7 +48,8 @@ def _jsonl_documents(path: Path) -> Iterator[dict[str, Any]]:
             doc_id = record.get("id", record.get("_id")) if isinstance(record, dict) else None
             if doc_id is None or not isinstance(record.get("text"), str):
                 raise InvalidInputError(
-                    f'{path}:{number}: each line needs an "id" and a string "text" field, got {line.strip()[:80]!r}'
+                    f'{path}:{number}: each line needs an "id" and a string "text" field, '
+                    f"got {line.strip()[:80]!r}"
                 )
             metadata = {k: v for k, v in record.items() if k not in _RESERVED and k != "metadata"}
             if isinstance(record.get("metadata"), dict):

@@ -86,3 +86,16 @@ def test_cached_embedder_reuses_vectors(tmp_path, e5):
     again = CachedEmbedder(e5, tmp_path / "cache.sqlite")
     again.inner = None  # a cache hit must not need the model
     assert np.array_equal(again.embed_passages(["茶是一种饮料", "tea is a drink"]), first[::-1])
+
+
+def test_embedded_index_with_e5_in_both_languages(tmp_path, e5, docs):
+    from crossrank.retrieval import EmbeddedIndex
+
+    index = EmbeddedIndex.create(tmp_path / "ix", IndexConfig(embedder="e5-small"), embedder=e5)
+    index.add(chunk_documents(docs))
+    assert index.search("中国的首都是哪座城市？", k=3, method="dense")[0].chunk.doc_id == "beijing"
+    assert index.search("哪种饮料含有咖啡因", k=3, method="hybrid")[0].chunk.doc_id == "tea"
+    assert index.search("tallest mountain", k=3, method="hybrid")[0].chunk.doc_id == "everest"
+    # e5-small (4-bit) prefers its own language: an English query about China still ranks Paris first.
+    english = [h.chunk.doc_id for h in index.search("What is the capital of China?", k=3, method="dense")]
+    assert "beijing" in english[:2]

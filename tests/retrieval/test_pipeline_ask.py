@@ -144,3 +144,30 @@ def test_ask_reports_an_unreachable_llm(index_dir, capsys):
         ]
     )
     assert code == 2 and "could not reach the LLM" in capsys.readouterr().err
+
+
+def test_search_cli_with_a_reranker_prints_both_scores(index_dir, tiny_xlmr_dir, capsys):
+    code = main(
+        [
+            "search",
+            "--index",
+            str(index_dir),
+            "--rerank",
+            str(tiny_xlmr_dir),
+            "--k",
+            "4",
+            "--top-n",
+            "2",
+            "--threshold",
+            "dynamic",
+            "--json",
+            "长城在哪里",
+        ]
+    )
+    assert code == 0
+    payload = json.loads(capsys.readouterr().out)
+    assert 1 <= len(payload["hits"]) <= 2 and payload["timings_ms"]["rerank"] > 0
+    for hit in payload["hits"]:
+        assert 0 < hit["rerank_score"] < 1 and 1 <= hit["first_stage"]["rank"] <= 4
+    assert main(["search", "--index", str(index_dir), "--rerank", "none", "tea"]) == 0
+    assert "rank  first" in capsys.readouterr().out

@@ -158,6 +158,9 @@ def test_killed_writer_leaves_a_loadable_index(tmp_path, docs):
             len({c.doc_id for c in index.chunks if c.doc_id.startswith("bulk")}) * 60 == len(index) - N_DOCS
         )
         assert index.search("中国的首都", k=1)[0].chunk.doc_id == "beijing"
+    index.delete(["bulk0"])  # the next update clears whatever the killed writers left behind
+    assert not [p.name for p in folder.iterdir() if p.name.startswith(".tmp-")]
+    assert len([p for p in folder.iterdir() if p.name.startswith("gen-")]) == 2
 
 
 def test_persistence_across_processes_via_the_cli(tmp_path, docs_file, jsonl_writer):

@@ -253,11 +253,14 @@ class EmbeddedIndex:
         bm25.save(folder / "bm25")
 
     def _collect_garbage(self, keep: set[str]) -> None:
-        """Remove generations but the current and the previous one (a reader may still be loading it)."""
+        """Remove generations but the current and the previous one (a reader may still be loading it),
+        and what killed writers left behind (the caller holds the writer lock, so no write is in progress)."""
         for entry in self.folder.iterdir():
             stale_gen = entry.name.startswith("gen-") and entry.name not in keep
             if entry.is_dir() and (stale_gen or entry.name.startswith(TMP_PREFIX)):
                 shutil.rmtree(entry, ignore_errors=True)
+            elif entry.is_file() and entry.name.startswith(TMP_PREFIX):
+                entry.unlink(missing_ok=True)
 
     # -- searching -----------------------------------------------------------------------------------
     def search(self, query: str, k: int = 100, method: str | None = None) -> list[Candidate]:

@@ -1,0 +1,111 @@
+"""Accuracy gate: does a fast backend rank like the fp32 reference on real query lists?
+
+Pure metrics (Spearman per query list, top-1 agreement, max absolute logit difference) and a runner that
+scores WikiQA-style query lists with two backends through the one scoring engine. ``backend="auto"`` only
+picks an approximate backend (ONNX int8) whose export has a passed gate recorded in its manifest.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as _dt
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+MIN_SPEARMAN = 0.99  # mean over query lists
+MIN_TOP1 = 0.95  # share of query lists whose best document is the same
+MAX_ABS_FP32 = 1e-3  # exact backends (fp32 ONNX vs fp32 torch): max |logit difference|
+
+
+@dataclass(frozen=True, slots=True)
+class GateResult:
+    """How a candidate's logits compare with the reference's, and whether that passes."""
+
+    spearman_mean: float
+    spearman_min: float
+    top1_agreement: float
+    max_abs_diff: float
+    n_queries: int
+    n_pairs: int
+    passed: bool
+    rule: str
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def rankdata(values: Sequence[float]) -> np.ndarray:
+    """Ranks from 1, ties sharing their average rank (as ``scipy.stats.rankdata``)."""
+    x = np.asarray(values, dtype=np.float64)
+    order = np.argsort(x, kind="mergesort")
+    ranks = np.empty(len(x), dtype=np.float64)
+    sorted_x = x[order]
+    start = 0
+    for end in range(1, len(x) + 1):
+        if end == len(x) or sorted_x[end] != sorted_x[start]:
+            ranks[order[start:end]] = (start + end + 1) / 2.0
+            start = end
+    return ranks
+
+
+def spearman(a: Sequence[float], b: Sequence[float]) -> float:
+    """Spearman's rank correlation (Pearson on average ranks); 1.0 for lists shorter than two."""
+    if len(a) < 2:
+        return 1.0
+    ra, rb = rankdata(a), rankdata(b)
+    if ra.std() == 0 or rb.std() == 0:
+        return 1.0 if ra.std() == rb.std() else 0.0
+    return float(np.corrcoef(ra, rb)[0, 1])
+
+
+def compare(reference: Sequence[Sequence[float]], candidate: Sequence[Sequence[float]], *,
+            min_spearman: float = MIN_SPEARMAN, min_top1: float = MIN_TOP1,
+            max_abs: float | None = None) -> GateResult:
+    """Compare per-query logit lists. With ``max_abs`` the gate is exactness; else ranking agreement."""
+    rhos = [spearman(r, c) for r, c in zip(reference, candidate, strict=True)]
+    top1 = [int(np.argmax(r)) == int(np.argmax(c)) for r, c in zip(reference, candidate, strict=True)]
+    diffs = [float(np.max(np.abs(np.subtract(r, c)))) for r, c in zip(reference, candidate, strict=True)]
+    result = {
+        "spearman_mean": float(np.mean(rhos)),
+        "spearman_min": float(np.min(rhos)),
+        "top1_agreement": float(np.mean(top1)),
+        "max_abs_diff": float(np.max(diffs)),
+    }
+    if max_abs is not None:
+        passed, rule = result["max_abs_diff"] <= max_abs, f"max |logit diff| <= {max_abs:g}"
+    else:
+        passed = result["spearman_mean"] >= min_spearman and result["top1_agreement"] >= min_top1
+        rule = f"mean Spearman >= {min_spearman:g} and same top-1 on >= {min_top1:.0%} of queries"
+    return GateResult(**result, n_queries=len(rhos), n_pairs=sum(map(len, reference)), passed=passed,
+                      rule=rule)
+
+
+def wikiqa_lists(path: str | Path, n_questions: int | None = None, min_candidates: int = 3
+                 ) -> list[tuple[str, list[str]]]:
+    """``(question, candidate sentences)`` from WikiQA's TSV, in file order, lists of ``min_candidates``+."""
+    groups: dict[str, tuple[str, list[str]]] = {}
+    with open(path, encoding="utf-8", newline="") as fh:
+        for row in csv.DictReader(fh, delimiter="\t", quoting=csv.QUOTE_NONE):
+            groups.setdefault(row["QuestionID"], (row["Question"], []))[1].append(row["Sentence"])
+    lists = [g for g in groups.values() if len(g[1]) >= min_candidates]
+    return lists[:n_questions] if n_questions else lists
+
+
+def score_lists(reranker, lists: Sequence[tuple[str, list[str]]]) -> list[list[float]]:
+    """Logits per query list, all pairs scored in one engine call (so batching matches real use)."""
+    pairs = [(q, d) for q, docs in lists for d in docs]
+    logits = reranker.compute_score(pairs)
+    out, i = [], 0
+    for _, docs in lists:
+        out.append(logits[i : i + len(docs)])
+        i += len(docs)
+    return out
+
+
+def gate_record(result: GateResult, data: str) -> dict:
+    """What is stored in an export's manifest after a gate run."""
+    now = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
+    return {**result.as_dict(), "data": data, "reference": "torch fp32", "checked_at": now}

@@ -1,0 +1,305 @@
+"""Export a Hugging Face cross-encoder to ONNX (fp32 or dynamic int8), cached under a fingerprint.
+
+Pipeline: ``torch.onnx.export`` (the TorchScript exporter: on torch 2.13 / transformers 5 it traces the
+eager-attention model cleanly with dynamic batch and sequence axes) → ONNX Runtime's transformer fusions
+(``Attention``, ``SkipLayerNormalization``, ``BiasGelu``, ...) → optionally
+``quantize_dynamic`` (int8 weights per output channel, activations quantised per batch at run time; the
+pooler and classification head stay fp32).
+
+An export folder holds ``model.onnx`` (+ ``model.onnx.data`` for models over 2 GB), the source's
+``config.json`` and tokenizer files (so it is itself a loadable model folder) and ``crossrank-onnx.json``:
+the fingerprint of what it was built from and how. A folder whose fingerprint differs from what the
+current code and source would produce is stale and is never used silently.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import hashlib
+import json
+import logging
+import os
+import shutil
+import tempfile
+import time
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+
+from ..errors import BackendError, optional_import
+
+logger = logging.getLogger(__name__)
+
+EXPORT_FORMAT = 1  # bump whenever the export pipeline's output changes
+DEFAULT_OPSET = 17
+MANIFEST = "crossrank-onnx.json"
+MODEL_FILE = "model.onnx"
+QUANTIZATIONS = {"fp32": "none", "int8": "dynamic-int8-per-channel"}
+_WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt")
+_COPIED = ("config.json", "crossrank.json", "tokenizer.json", "tokenizer_config.json",
+           "special_tokens_map.json", "sentencepiece.bpe.model", "vocab.txt")
+_LARGE = 1_800_000_000  # bytes of weights above which tensors go to external data (protobuf limit 2 GB)
+
+
+def onnx_home() -> Path:
+    from ..models.build import crossrank_home
+
+    return crossrank_home() / "onnx"
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _file_signature(path: Path) -> dict:
+    """Size, mtime and a hash of the first and last MiB: catches replaced or rewritten weights without
+    reading gigabytes (a safetensors header, at the start, lists every tensor's offsets)."""
+    stat = path.stat()
+    with path.open("rb") as fh:
+        head = fh.read(1 << 20)
+        fh.seek(max(0, stat.st_size - (1 << 20)))
+        tail = fh.read(1 << 20)
+    return {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "sample_sha256": _sha256(head + tail)}
+
+
+def source_fingerprint(model_dir: Path) -> dict:
+    """What an export depends on in the source folder: config.json (whole) and every weights file."""
+    config = model_dir / "config.json"
+    if not config.is_file():
+        raise BackendError(f"{model_dir} has no config.json; it is not a Hugging Face model folder")
+    weights = sorted(p for p in model_dir.iterdir() if p.suffix in _WEIGHT_SUFFIXES and p.is_file())
+    if not weights:
+        raise BackendError(f"{model_dir} has no weights (*.safetensors or *.bin) to export")
+    return {
+        "config_sha256": _sha256(config.read_bytes()),
+        "weights": {p.name: _file_signature(p) for p in weights},
+    }
+
+
+def export_fingerprint(model_dir: Path, dtype: str, opset: int = DEFAULT_OPSET) -> dict:
+    """Everything that determines an export's bytes; two equal fingerprints mean interchangeable files."""
+    import onnxruntime
+    import torch
+    import transformers
+
+    from .. import __version__
+
+    if dtype not in QUANTIZATIONS:
+        raise BackendError(f"ONNX export dtype must be one of {', '.join(QUANTIZATIONS)}, got {dtype!r}")
+    return {
+        "format": EXPORT_FORMAT,
+        "crossrank": __version__,
+        "opset": opset,
+        "quantization": QUANTIZATIONS[dtype],
+        "onnxruntime": onnxruntime.__version__,
+        "torch": torch.__version__.split("+")[0],
+        "transformers": transformers.__version__,
+        "source": source_fingerprint(model_dir),
+    }
+
+
+def cache_key(fingerprint: dict) -> str:
+    return _sha256(json.dumps(fingerprint, sort_keys=True).encode())[:20]
+
+
+def read_manifest(folder: Path) -> dict | None:
+    try:
+        return json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def write_manifest(folder: Path, manifest: dict) -> None:
+    tmp = folder / f".{MANIFEST}.tmp"
+    tmp.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    os.replace(tmp, folder / MANIFEST)
+
+
+def is_current(folder: Path, fingerprint: dict) -> bool:
+    """True when ``folder`` is a finished export built from exactly ``fingerprint``."""
+    manifest = read_manifest(folder)
+    return bool(manifest) and manifest.get("fingerprint") == fingerprint and (folder / MODEL_FILE).is_file()
+
+
+def cached_export(model_dir: Path, dtype: str, opset: int = DEFAULT_OPSET) -> Path | None:
+    """The current cached export of ``model_dir`` in ``dtype``, or ``None`` (never a stale one)."""
+    fingerprint = export_fingerprint(model_dir, dtype, opset)
+    folder = onnx_home() / cache_key(fingerprint)
+    return folder if is_current(folder, fingerprint) else None
+
+
+def ensure_export(model_dir: str | Path, dtype: str = "fp32", opset: int = DEFAULT_OPSET,
+                  out: str | Path | None = None) -> Path:
+    """Return a current export of ``model_dir`` (into the cache, or ``out``), exporting only if needed."""
+    model_dir = Path(model_dir).resolve()
+    fingerprint = export_fingerprint(model_dir, dtype, opset)
+    final = Path(out).resolve() if out else onnx_home() / cache_key(fingerprint)
+    if is_current(final, fingerprint):
+        logger.info("reusing ONNX export %s", final)
+        return final
+    if final.exists() and read_manifest(final) is None and any(final.iterdir()):
+        raise BackendError(f"{final} exists and is not a crossrank ONNX export; choose an empty or new --out folder")
+    final.parent.mkdir(parents=True, exist_ok=True)
+    with _lock(final.parent / f".{final.name}.lock"):
+        if is_current(final, fingerprint):
+            return final
+        for leftover in final.parent.glob(f".tmp-{final.name}.*"):  # from an interrupted export
+            shutil.rmtree(leftover, ignore_errors=True)
+        if final.exists() and read_manifest(final) is not None:
+            logger.warning("ONNX export in %s is stale (source or exporter changed); re-exporting", final)
+        _export_into(model_dir, final, fingerprint, dtype, opset)
+    if out is None:
+        prune_stale(model_dir, keep=final)
+    return final
+
+
+def prune_stale(model_dir: Path, keep: Path) -> None:
+    """Delete cached exports of the same source folder that no longer match it (they would never be used)."""
+    root = onnx_home()
+    for folder in root.iterdir() if root.is_dir() else ():
+        manifest = read_manifest(folder)
+        if folder != keep and manifest and manifest.get("source_path") == str(model_dir):
+            if manifest["fingerprint"]["quantization"] == read_manifest(keep)["fingerprint"]["quantization"]:
+                logger.info("removing stale ONNX export %s", folder)
+                shutil.rmtree(folder, ignore_errors=True)
+
+
+def _export_into(model_dir: Path, final: Path, fingerprint: dict, dtype: str, opset: int) -> None:
+    start = time.perf_counter()
+    logger.warning("exporting %s to ONNX (%s) into %s; this runs once and takes a minute or more",
+                   model_dir, dtype, final)
+    tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{final.name}.", dir=final.parent))
+    try:
+        config = json.loads((model_dir / "config.json").read_text(encoding="utf-8"))
+        inputs = _input_names(model_dir)
+        large = sum(p.stat().st_size for p in model_dir.iterdir() if p.suffix in _WEIGHT_SUFFIXES) > _LARGE
+        if dtype == "int8":  # quantise the (cached) fused fp32 export: no second trace, half the memory
+            base = ensure_export(model_dir, "fp32", opset)
+            stats = read_manifest(base)["fused_operators"]
+            _quantize(base / MODEL_FILE, tmp / MODEL_FILE, large)
+        else:
+            raw = tmp / "raw" / MODEL_FILE
+            raw.parent.mkdir()
+            _torch_export(model_dir, raw, inputs, opset)
+            gc.collect()
+            stats = _fuse(raw, tmp / MODEL_FILE, config, large)
+            shutil.rmtree(raw.parent)
+        for name in _COPIED:
+            if (model_dir / name).is_file():
+                shutil.copy2(model_dir / name, tmp / name)
+        write_manifest(tmp, {
+            "fingerprint": fingerprint,
+            "dtype": dtype,
+            "inputs": inputs,
+            "source_path": str(model_dir),
+            "fused_operators": stats,
+            "export_seconds": round(time.perf_counter() - start, 1),
+            "gate": None,
+        })
+        _swap_in(tmp, final)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    logger.warning("exported %s (%s) in %.0fs", model_dir.name, dtype, time.perf_counter() - start)
+
+
+def _input_names(model_dir: Path) -> list[str]:
+    """The graph's inputs: token_type_ids only when the tokenizer produces them (BERT's, not XLM-R's)."""
+    from transformers import AutoTokenizer
+
+    names = getattr(AutoTokenizer.from_pretrained(str(model_dir)), "model_input_names", ())
+    return ["input_ids", "attention_mask"] + (["token_type_ids"] if "token_type_ids" in names else [])
+
+
+def _torch_export(model_dir: Path, path: Path, inputs: list[str], opset: int) -> None:
+    import torch
+    from transformers import AutoModelForSequenceClassification
+
+    model = AutoModelForSequenceClassification.from_pretrained(
+        str(model_dir), dtype=torch.float32, attn_implementation="eager"
+    ).eval()
+
+    class LogitsOnly(torch.nn.Module):
+        def __init__(self, inner):
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, input_ids, attention_mask, token_type_ids=None):
+            kwargs = {"token_type_ids": token_type_ids} if token_type_ids is not None else {}
+            return self.inner(input_ids=input_ids, attention_mask=attention_mask, **kwargs).logits
+
+    ids = torch.full((2, 16), 5, dtype=torch.long)
+    ids[:, 0] = 0
+    dummy = {"input_ids": ids, "attention_mask": torch.ones_like(ids), "token_type_ids": torch.zeros_like(ids)}
+    axes = {name: {0: "batch", 1: "sequence"} for name in inputs} | {"logits": {0: "batch"}}
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")  # tracer notes about Python constants in transformers' mask code
+        torch.onnx.export(
+            LogitsOnly(model), tuple(dummy[n] for n in inputs), str(path), dynamo=False,
+            opset_version=opset, input_names=inputs, output_names=["logits"], dynamic_axes=axes,
+            do_constant_folding=True,
+        )
+
+
+def _fuse(raw: Path, out: Path, config: dict, large: bool) -> dict:
+    """ONNX Runtime's transformer fusions; returns the count of each fused operator."""
+    optimizer = optional_import("onnxruntime.transformers.optimizer", "onnx")
+    fusion_options = optional_import("onnxruntime.transformers.fusion_options", "onnx")
+    options = fusion_options.FusionOptions("bert")
+    model = optimizer.optimize_model(
+        str(raw), model_type="bert", num_heads=config["num_attention_heads"],
+        hidden_size=config["hidden_size"], optimization_options=options, opt_level=0,
+    )
+    stats = {k: v for k, v in model.get_fused_operator_statistics().items() if v}
+    if not stats.get("Attention"):
+        logger.warning("attention was not fused for this model; the export works but runs slower")
+    model.save_model_to_file(str(out), use_external_data_format=large)
+    return stats
+
+
+def _quantize(fused: Path, out: Path, large: bool) -> None:
+    import onnx
+
+    quantization = optional_import("onnxruntime.quantization", "onnx")
+    graph = onnx.load(str(fused), load_external_data=False).graph
+    # The pooler and the classification head are a sliver of the compute and decide the last digits.
+    keep_fp32 = [
+        n.name for n in graph.node
+        if "pooler" in n.name or "classifier" in n.name or any(o.startswith("logits") for o in n.output)
+    ]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        quantization.quantize_dynamic(
+            str(fused), str(out), weight_type=quantization.QuantType.QInt8, per_channel=True,
+            op_types_to_quantize=["MatMul", "Attention"], nodes_to_exclude=keep_fp32,
+            use_external_data_format=large,
+            extra_options={"MatMulConstBOnly": True, "DefaultTensorType": onnx.TensorProto.FLOAT},
+        )
+
+
+def _swap_in(tmp: Path, final: Path) -> None:
+    os.chmod(tmp, 0o755)
+    old = None
+    if final.exists():
+        old = Path(tempfile.mkdtemp(prefix=f".old-{final.name}.", dir=final.parent))
+        os.replace(final, old / final.name)
+    os.replace(tmp, final)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def _lock(path: Path) -> Iterator[None]:
+    """An exclusive inter-process lock, so two processes never export into the same folder at once."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows
+        yield
+        return
+    with open(path, "a+b") as fh:
+        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)

@@ -1,0 +1,57 @@
+"""``crossrank export``: write an ONNX export (fp32 or int8) of a model, optionally gating its accuracy."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+HELP = """Export a cross-encoder to ONNX Runtime: fp32, or with --int8 dynamic int8 (per-channel weights).
+Without --out the export goes to crossrank's cache ($CROSSRANK_HOME/onnx/<fingerprint>), where
+backend='onnx' (and, once gated, backend='auto') finds it. With --gate WIKIQA_TSV the export is scored
+against torch fp32 on real query lists and the result is recorded in the export's manifest: backend='auto'
+only ever picks a gate-passed export."""
+
+
+def register(sub) -> None:
+    parser = sub.add_parser("export", help="export a model to ONNX (fp32 or int8)", description=HELP)
+    parser.add_argument("model", help="'embedded', a local model folder or a hub id")
+    parser.add_argument("--out", default=None, help="output folder (default: the cache)")
+    parser.add_argument("--int8", action="store_true", help="dynamic int8 quantisation")
+    parser.add_argument("--opset", type=int, default=None, help="ONNX opset (default 17)")
+    parser.add_argument("--gate", metavar="WIKIQA_TSV", default=None,
+                        help="check accuracy against torch fp32 on this WikiQA-format TSV and record it")
+    parser.add_argument("--gate-questions", type=int, default=60, help="query lists used by --gate")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..backends.onnx_export import DEFAULT_OPSET, ensure_export, read_manifest, write_manifest
+    from ..models.resolve import resolve_model
+
+    model = resolve_model(args.model)
+    dtype = "int8" if args.int8 else "fp32"
+    folder = ensure_export(model.path, dtype, args.opset or DEFAULT_OPSET, out=args.out)
+    manifest = read_manifest(folder)
+    if args.gate:
+        from ..backends.gate import gate_record
+
+        result = run_gate(model.path, folder, dtype, args.gate, args.gate_questions)
+        manifest["gate"] = gate_record(result, f"{args.gate} (first {args.gate_questions} query lists)")
+        write_manifest(folder, manifest)
+    summary = {"export": str(folder), "dtype": dtype, "fused": manifest["fused_operators"],
+               "gate": manifest.get("gate")}
+    sys.stdout.write(json.dumps(summary, indent=2) + "\n")
+    return 0 if not args.gate or manifest["gate"]["passed"] else 1
+
+
+def run_gate(source, folder, dtype: str, tsv: str, n_questions: int):
+    """Compare the export with torch fp32 on real query lists (int8: ranking; fp32: exactness)."""
+    from ..backends.gate import MAX_ABS_FP32, compare, score_lists, wikiqa_lists
+    from ..backends.onnx_backend import OnnxBackend
+    from ..reranker import Reranker
+
+    lists = wikiqa_lists(tsv, n_questions)
+    reference = score_lists(Reranker(str(source), backend="torch", dtype="fp32", truncate="right"), lists)
+    candidate = Reranker(str(source), backend=OnnxBackend(folder, dtype=dtype), truncate="right")
+    return compare(reference, score_lists(candidate, lists), max_abs=MAX_ABS_FP32 if dtype == "fp32" else None)

@@ -34,8 +34,9 @@ def load_backend(name, model_dir, device: str | None, dtype: str):
     if name not in BACKENDS:
         raise InvalidInputError(f"backend must be one of {', '.join(BACKENDS)}, got {name!r}")
     if name == "auto":
-        # Until a faster backend is proven accurate on this machine, auto means torch.
-        name = "torch"
+        from .backends.auto import pick_backend  # the rule is documented there
+
+        name, dtype = pick_backend(model_dir, device, dtype)
     if name == "onnx":
         from .backends.onnx_backend import OnnxBackend
 

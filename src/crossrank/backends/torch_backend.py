@@ -49,6 +49,25 @@ def resolve_dtype(dtype: str, device: str) -> str:
     return dtype
 
 
+HEAD_MODULES = ("pooler", "classifier")
+
+
+def keep_head_fp32(model, torch) -> None:
+    """Run the pooler and classification head in fp32 on fp32 copies of their inputs.
+
+    The head is a sliver of the compute, but in bf16 its output (the logit) keeps only 8 bits of mantissa,
+    which reorders close scores; upcasting after the head cannot recover them."""
+
+    def upcast(_module, args, kwargs):
+        cast = lambda x: x.float() if torch.is_tensor(x) and x.is_floating_point() else x  # noqa: E731
+        return tuple(cast(a) for a in args), {k: cast(v) for k, v in kwargs.items()}
+
+    for name, module in model.named_modules():
+        if name.rsplit(".", 1)[-1] in HEAD_MODULES:
+            module.float()
+            module.register_forward_pre_hook(upcast, with_kwargs=True)
+
+
 class TorchBackend:
     """Loads a local model folder with ``AutoModelForSequenceClassification`` and runs it."""
 
@@ -65,6 +84,10 @@ class TorchBackend:
             model = AutoModelForSequenceClassification.from_pretrained(str(model_dir), dtype=torch_dtype)
         except (OSError, ValueError) as exc:
             raise BackendError(f"could not load the model in {model_dir}: {exc}") from exc
+        if self.dtype != "fp32":
+            if self.device == "cpu" and not cpu_supports_bf16():
+                logger.warning("this CPU has no native bf16 instructions; bf16 is emulated and slow, use fp32")
+            keep_head_fp32(model, torch)
         self.model = model.to(self.device).eval()
         self._torch = torch
 

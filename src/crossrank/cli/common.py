@@ -16,7 +16,8 @@ def add_model_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", default="embedded", help="'embedded', a local model folder or a hub id")
     parser.add_argument("--backend", default="auto", choices=["auto", "torch", "onnx"], help="inference backend")
     parser.add_argument("--device", default=None, help="cpu, cuda, cuda:N (default: cuda when available)")
-    parser.add_argument("--dtype", default="auto", choices=["auto", "fp32", "bf16", "fp16"], help="weights dtype")
+    parser.add_argument("--dtype", default="auto", choices=["auto", "fp32", "bf16", "fp16", "int8"],
+                        help="weights dtype (int8: ONNX backend)")
     parser.add_argument("--max-length", type=int, default=512, help="tokens per (query, window) pair")
     parser.add_argument("--batch-size", type=int, default=32, help="rows per forward pass at most")
     parser.add_argument("--window", type=int, default=None, help="passage tokens per window (default: all that fit)")

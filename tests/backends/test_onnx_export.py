@@ -1,0 +1,160 @@
+"""ONNX export on the tiny fixtures: parity with torch, dynamic shapes, cache reuse, stale detection,
+the ``auto`` rule and the ``crossrank export`` command."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+pytest.importorskip("onnxruntime")
+
+from crossrank import BackendError, InvalidInputError, Reranker  # noqa: E402
+from crossrank.backends import onnx_export  # noqa: E402
+from crossrank.backends.auto import pick_backend  # noqa: E402
+from crossrank.backends.onnx_backend import OnnxBackend  # noqa: E402
+from crossrank.backends.onnx_export import MANIFEST, ensure_export, read_manifest, write_manifest  # noqa: E402
+
+# Varied lengths (one long enough to be windowed) so batches are padded and shapes differ per batch.
+PAIRS = [("what is the capital of france", "Paris is the capital of France."),
+         ("what is the capital of france", "Berlin is a large city in Germany. " * 60),
+         ("green tea", "Tea"),
+         ("how do plants make food", "Photosynthesis turns light, water and carbon dioxide into sugar. " * 3),
+         ("a", "b c d e f g h i j k l m n o p")]
+EXACT = 1e-4  # fp32 ONNX vs fp32 torch on the tiny models (the real-model gate is 1e-3, in test_accuracy_gates)
+
+
+@pytest.fixture()
+def home(tmp_path, monkeypatch):
+    """An empty crossrank cache, so cache tests see only their own exports."""
+    monkeypatch.setenv("CROSSRANK_HOME", str(tmp_path / "home"))
+    return tmp_path / "home"
+
+
+@pytest.fixture(scope="module")
+def xlmr_fp32_out(tiny_xlmr_dir, tmp_path_factory):
+    return ensure_export(tiny_xlmr_dir, "fp32", out=tmp_path_factory.mktemp("xlmr-onnx") / "fp32")
+
+
+@pytest.mark.parametrize("batch_size", [1, 2, 16])
+def test_xlmr_fp32_export_matches_torch_at_any_batch_shape(tiny_xlmr_dir, xlmr_fp32_out, batch_size):
+    torch_scores = Reranker(tiny_xlmr_dir, backend="torch", dtype="fp32").compute_score(PAIRS)
+    onnx = Reranker(xlmr_fp32_out, backend="onnx", batch_size=batch_size)
+    assert onnx.backend.name == "onnx" and onnx.backend.dtype == "fp32"
+    assert np.abs(np.subtract(onnx.compute_score(PAIRS), torch_scores)).max() <= EXACT
+
+
+def test_bert_export_with_token_types_matches_torch(tiny_bert_dir, tmp_path):
+    out = ensure_export(tiny_bert_dir, "fp32", out=tmp_path / "bert")
+    assert read_manifest(out)["inputs"] == ["input_ids", "attention_mask", "token_type_ids"]
+    assert read_manifest(out)["fused_operators"].get("Attention") == 2
+    onnx_scores = Reranker(out, backend="onnx", batch_size=2).compute_score(PAIRS)
+    torch_scores = Reranker(tiny_bert_dir, backend="torch", dtype="fp32").compute_score(PAIRS)
+    assert np.abs(np.subtract(onnx_scores, torch_scores)).max() <= EXACT
+
+
+def test_export_folder_is_a_model_folder_and_auto_uses_onnx(xlmr_fp32_out):
+    for name in ("config.json", "tokenizer.json", MANIFEST, "model.onnx"):
+        assert (xlmr_fp32_out / name).is_file()
+    reranker = Reranker(xlmr_fp32_out)  # backend="auto" on an export folder
+    assert reranker.backend.name == "onnx"
+    with pytest.raises(InvalidInputError, match="fp32 export"):
+        OnnxBackend(xlmr_fp32_out, dtype="int8")
+    with pytest.raises(InvalidInputError, match="torch"):
+        OnnxBackend(xlmr_fp32_out, dtype="bf16")
+
+
+def test_int8_export_runs_and_ranks_like_fp32(tiny_xlmr_dir, home):
+    backend = OnnxBackend(tiny_xlmr_dir, dtype="int8")
+    assert backend.export_dir.parent == home / "onnx"
+    assert read_manifest(backend.export_dir)["fingerprint"]["quantization"] == "dynamic-int8-per-channel"
+    scores = Reranker(tiny_xlmr_dir, backend=backend).compute_score(PAIRS)
+    assert np.isfinite(scores).all()
+    # int8 derives from the cached fp32 export, which is reused rather than traced again
+    assert onnx_export.cached_export(tiny_xlmr_dir, "fp32") is not None
+
+
+def test_cache_is_reused_and_stale_source_is_re_exported(tiny_bert_dir, tmp_path, home, monkeypatch):
+    source = shutil.copytree(tiny_bert_dir, tmp_path / "model")
+    first = ensure_export(source, "fp32")
+    stamp = (first / "model.onnx").stat().st_mtime_ns
+
+    def no_export(*args, **kwargs):
+        raise AssertionError("a current export was exported again")
+
+    monkeypatch.setattr(onnx_export, "_torch_export", no_export)
+    assert ensure_export(source, "fp32") == first
+    assert (first / "model.onnx").stat().st_mtime_ns == stamp
+    assert OnnxBackend(source, dtype="fp32").export_dir == first
+    monkeypatch.undo()
+    monkeypatch.setenv("CROSSRANK_HOME", str(home))
+
+    config = json.loads((source / "config.json").read_text())
+    config["classifier_dropout"] = 0.0  # a config change, same weights
+    (source / "config.json").write_text(json.dumps(config))
+    assert onnx_export.cached_export(source, "fp32") is None  # the old export is not used
+    second = ensure_export(source, "fp32")
+    assert second != first and not first.exists()  # stale export of the same source pruned
+
+    weights = source / "model.safetensors"
+    weights.write_bytes(weights.read_bytes())  # rewritten weights: new mtime
+    assert onnx_export.cached_export(source, "fp32") is None
+
+
+def test_fingerprint_covers_exporter_settings(tiny_bert_dir, home):
+    fp32 = onnx_export.export_fingerprint(tiny_bert_dir, "fp32")
+    assert onnx_export.cache_key(fp32) != onnx_export.cache_key(onnx_export.export_fingerprint(tiny_bert_dir, "int8"))
+    assert onnx_export.cache_key(fp32) != onnx_export.cache_key(
+        onnx_export.export_fingerprint(tiny_bert_dir, "fp32", opset=18))
+    assert {"crossrank", "opset", "quantization", "onnxruntime", "format", "source"} <= set(fp32)
+
+
+def test_stale_export_folder_is_refused(xlmr_fp32_out, tmp_path):
+    copy = shutil.copytree(xlmr_fp32_out, tmp_path / "old")
+    manifest = read_manifest(copy)
+    manifest["fingerprint"]["crossrank"] = "0.0.1"
+    write_manifest(copy, manifest)
+    with pytest.raises(BackendError, match="stale.*crossrank export"):
+        OnnxBackend(copy)
+    copy2 = shutil.copytree(xlmr_fp32_out, tmp_path / "edited")
+    (copy2 / "config.json").write_text((copy2 / "config.json").read_text().replace("}", ', "x": 1}', 1))
+    with pytest.raises(BackendError, match="config.json differs"):
+        OnnxBackend(copy2)
+
+
+def test_out_folder_that_is_not_an_export_is_refused(tiny_bert_dir, tmp_path):
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("keep me")
+    with pytest.raises(BackendError, match="not a crossrank ONNX export"):
+        ensure_export(tiny_bert_dir, "fp32", out=tmp_path / "mine")
+    assert (tmp_path / "mine" / "notes.txt").is_file()
+
+
+def test_auto_picks_only_gate_passed_exports(tiny_xlmr_dir, home):
+    assert pick_backend(tiny_xlmr_dir, "cpu", "auto") == ("torch", "auto")  # nothing cached
+    folder = ensure_export(tiny_xlmr_dir, "int8")
+    assert pick_backend(tiny_xlmr_dir, "cpu", "auto") == ("torch", "auto")  # cached but never gated
+    manifest = read_manifest(folder)
+    manifest["gate"] = {"passed": False}
+    write_manifest(folder, manifest)
+    assert pick_backend(tiny_xlmr_dir, "cpu", "auto") == ("torch", "auto")  # gate failed
+    manifest["gate"] = {"passed": True}
+    write_manifest(folder, manifest)
+    assert pick_backend(tiny_xlmr_dir, "cpu", "auto") == ("onnx", "int8")
+    assert pick_backend(tiny_xlmr_dir, "cpu", "fp32") == ("torch", "fp32")  # fp32 asked: not int8
+    assert pick_backend(tiny_xlmr_dir, "cpu", "bf16") == ("torch", "bf16")
+    assert Reranker(tiny_xlmr_dir).backend.name == "onnx"
+
+
+def test_export_command(tiny_bert_dir, tmp_path, capsys, shared_data):
+    from crossrank.cli.main import main
+
+    out = tmp_path / "cli"
+    code = main(["export", str(tiny_bert_dir), "--out", str(out), "--int8",
+                 "--gate", str(shared_data / "wikiqa" / "WikiQA-dev.tsv"), "--gate-questions", "3"])
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["dtype"] == "int8" and summary["export"] == str(out)
+    gate = read_manifest(out)["gate"]
+    assert gate["n_queries"] == 3 and code == (0 if gate["passed"] else 1)

@@ -18,12 +18,16 @@ from crossrank.backends.onnx_backend import OnnxBackend  # noqa: E402
 from crossrank.backends.onnx_export import MANIFEST, ensure_export, read_manifest, write_manifest  # noqa: E402
 
 # Varied lengths (one long enough to be windowed) so batches are padded and shapes differ per batch.
-PAIRS = [("what is the capital of france", "Paris is the capital of France."),
-         ("what is the capital of france", "Berlin is a large city in Germany. " * 60),
-         ("green tea", "Tea"),
-         ("how do plants make food", "Photosynthesis turns light, water and carbon dioxide into sugar. " * 3),
-         ("a", "b c d e f g h i j k l m n o p")]
-EXACT = 1e-4  # fp32 ONNX vs fp32 torch on the tiny models (the real-model gate is 1e-3, in test_accuracy_gates)
+PAIRS = [
+    ("what is the capital of france", "Paris is the capital of France."),
+    ("what is the capital of france", "Berlin is a large city in Germany. " * 60),
+    ("green tea", "Tea"),
+    ("how do plants make food", "Photosynthesis turns light, water and carbon dioxide into sugar. " * 3),
+    ("a", "b c d e f g h i j k l m n o p"),
+]
+EXACT = (
+    1e-4  # fp32 ONNX vs fp32 torch on the tiny models (the real-model gate is 1e-3, in test_accuracy_gates)
+)
 
 
 @pytest.fixture()
@@ -105,9 +109,12 @@ def test_cache_is_reused_and_stale_source_is_re_exported(tiny_bert_dir, tmp_path
 
 def test_fingerprint_covers_exporter_settings(tiny_bert_dir, home):
     fp32 = onnx_export.export_fingerprint(tiny_bert_dir, "fp32")
-    assert onnx_export.cache_key(fp32) != onnx_export.cache_key(onnx_export.export_fingerprint(tiny_bert_dir, "int8"))
     assert onnx_export.cache_key(fp32) != onnx_export.cache_key(
-        onnx_export.export_fingerprint(tiny_bert_dir, "fp32", opset=18))
+        onnx_export.export_fingerprint(tiny_bert_dir, "int8")
+    )
+    assert onnx_export.cache_key(fp32) != onnx_export.cache_key(
+        onnx_export.export_fingerprint(tiny_bert_dir, "fp32", opset=18)
+    )
     assert {"crossrank", "opset", "quantization", "onnxruntime", "format", "source"} <= set(fp32)
 
 
@@ -152,8 +159,19 @@ def test_export_command(tiny_bert_dir, tmp_path, capsys, shared_data):
     from crossrank.cli.main import main
 
     out = tmp_path / "cli"
-    code = main(["export", str(tiny_bert_dir), "--out", str(out), "--int8",
-                 "--gate", str(shared_data / "wikiqa" / "WikiQA-dev.tsv"), "--gate-questions", "3"])
+    code = main(
+        [
+            "export",
+            str(tiny_bert_dir),
+            "--out",
+            str(out),
+            "--int8",
+            "--gate",
+            str(shared_data / "wikiqa" / "WikiQA-dev.tsv"),
+            "--gate-questions",
+            "3",
+        ]
+    )
     summary = json.loads(capsys.readouterr().out)
     assert summary["dtype"] == "int8" and summary["export"] == str(out)
     gate = read_manifest(out)["gate"]

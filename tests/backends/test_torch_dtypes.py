@@ -9,9 +9,11 @@ import torch
 from crossrank import Reranker
 from crossrank.backends.torch_backend import HEAD_MODULES, TorchBackend, cpu_supports_bf16
 
-PAIRS = [("what is the capital of france", "Paris is the capital of France."),
-         ("what is the capital of france", "Berlin is a large city. " * 30),
-         ("tea", "Green tea is made from leaves.")]
+PAIRS = [
+    ("what is the capital of france", "Paris is the capital of France."),
+    ("what is the capital of france", "Berlin is a large city. " * 30),
+    ("tea", "Green tea is made from leaves."),
+]
 
 
 @pytest.mark.parametrize("fixture", ["tiny_xlmr_dir", "tiny_bert_dir"])

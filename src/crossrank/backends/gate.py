@@ -61,9 +61,14 @@ def spearman(a: Sequence[float], b: Sequence[float]) -> float:
     return float(np.corrcoef(ra, rb)[0, 1])
 
 
-def compare(reference: Sequence[Sequence[float]], candidate: Sequence[Sequence[float]], *,
-            min_spearman: float = MIN_SPEARMAN, min_top1: float = MIN_TOP1,
-            max_abs: float | None = None) -> GateResult:
+def compare(
+    reference: Sequence[Sequence[float]],
+    candidate: Sequence[Sequence[float]],
+    *,
+    min_spearman: float = MIN_SPEARMAN,
+    min_top1: float = MIN_TOP1,
+    max_abs: float | None = None,
+) -> GateResult:
     """Compare per-query logit lists. With ``max_abs`` the gate is exactness; else ranking agreement."""
     rhos = [spearman(r, c) for r, c in zip(reference, candidate, strict=True)]
     top1 = [int(np.argmax(r)) == int(np.argmax(c)) for r, c in zip(reference, candidate, strict=True)]
@@ -79,12 +84,14 @@ def compare(reference: Sequence[Sequence[float]], candidate: Sequence[Sequence[f
     else:
         passed = result["spearman_mean"] >= min_spearman and result["top1_agreement"] >= min_top1
         rule = f"mean Spearman >= {min_spearman:g} and same top-1 on >= {min_top1:.0%} of queries"
-    return GateResult(**result, n_queries=len(rhos), n_pairs=sum(map(len, reference)), passed=passed,
-                      rule=rule)
+    return GateResult(
+        **result, n_queries=len(rhos), n_pairs=sum(map(len, reference)), passed=passed, rule=rule
+    )
 
 
-def wikiqa_lists(path: str | Path, n_questions: int | None = None, min_candidates: int = 3
-                 ) -> list[tuple[str, list[str]]]:
+def wikiqa_lists(
+    path: str | Path, n_questions: int | None = None, min_candidates: int = 3
+) -> list[tuple[str, list[str]]]:
     """``(question, candidate sentences)`` from WikiQA's TSV, in file order, lists of ``min_candidates``+."""
     groups: dict[str, tuple[str, list[str]]] = {}
     with open(path, encoding="utf-8", newline="") as fh:

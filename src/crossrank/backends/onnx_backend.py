@@ -58,14 +58,21 @@ def check_export_folder(folder: Path, dtype: str | None = None, opset: int = DEF
 
     manifest = read_manifest(folder) or {}
     fingerprint = manifest.get("fingerprint") or {}
-    expected = {"format": EXPORT_FORMAT, "crossrank": __version__, "opset": opset,
-                "onnxruntime": onnxruntime.__version__}
-    problems = [f"{k}={fingerprint.get(k)!r} (this crossrank needs {v!r})"
-                for k, v in expected.items() if fingerprint.get(k) != v]
+    expected = {
+        "format": EXPORT_FORMAT,
+        "crossrank": __version__,
+        "opset": opset,
+        "onnxruntime": onnxruntime.__version__,
+    }
+    problems = [
+        f"{k}={fingerprint.get(k)!r} (this crossrank needs {v!r})"
+        for k, v in expected.items()
+        if fingerprint.get(k) != v
+    ]
     config = folder / "config.json"
-    if config.is_file() and hashlib.sha256(config.read_bytes()).hexdigest() != fingerprint.get("source", {}).get(
-        "config_sha256"
-    ):
+    if config.is_file() and hashlib.sha256(config.read_bytes()).hexdigest() != fingerprint.get(
+        "source", {}
+    ).get("config_sha256"):
         problems.append("config.json differs from the one the export was made from")
     if not (folder / MODEL_FILE).is_file():
         problems.append(f"{MODEL_FILE} is missing")
@@ -87,7 +94,9 @@ def resolve_onnx_dtype(dtype: str, model_dir: Path, opset: int = DEFAULT_OPSET) 
     """``auto``: an export folder's own dtype; for a source folder, int8 when a gate-passed int8 export
     is cached, else fp32 (exact within 1e-3). bf16/fp16 belong to the torch backend."""
     if dtype in ("bf16", "fp16"):
-        raise InvalidInputError(f"the ONNX backend runs fp32 or int8, not {dtype}; use backend='torch' for {dtype}")
+        raise InvalidInputError(
+            f"the ONNX backend runs fp32 or int8, not {dtype}; use backend='torch' for {dtype}"
+        )
     if dtype not in DTYPES:
         raise InvalidInputError(f"ONNX dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
     if dtype != "auto":
@@ -112,8 +121,15 @@ class OnnxBackend:
 
     name = "onnx"
 
-    def __init__(self, model_dir: str | Path, device: str | None = None, dtype: str = "auto",
-                 threads: int | None = None, opset: int = DEFAULT_OPSET, export: bool = True):
+    def __init__(
+        self,
+        model_dir: str | Path,
+        device: str | None = None,
+        dtype: str = "auto",
+        threads: int | None = None,
+        opset: int = DEFAULT_OPSET,
+        export: bool = True,
+    ):
         ort = optional_import("onnxruntime", "onnx")
         model_dir = Path(model_dir).resolve()
         self.dtype = resolve_onnx_dtype(dtype, model_dir, opset)
@@ -121,9 +137,15 @@ class OnnxBackend:
             self.export_dir = model_dir
             check_export_folder(model_dir, self.dtype, opset)
         else:
-            found = ensure_export(model_dir, self.dtype, opset) if export else cached_export(model_dir, self.dtype, opset)
+            found = (
+                ensure_export(model_dir, self.dtype, opset)
+                if export
+                else cached_export(model_dir, self.dtype, opset)
+            )
             if found is None:
-                raise BackendError(f"no current {self.dtype} ONNX export of {model_dir}; run crossrank export")
+                raise BackendError(
+                    f"no current {self.dtype} ONNX export of {model_dir}; run crossrank export"
+                )
             self.export_dir = found
         self.manifest = read_manifest(self.export_dir)
         self.device, providers = _providers(ort, device)
@@ -133,12 +155,16 @@ class OnnxBackend:
         options.inter_op_num_threads = 1
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         try:
-            self.session = ort.InferenceSession(str(self.export_dir / MODEL_FILE), options, providers=providers)
+            self.session = ort.InferenceSession(
+                str(self.export_dir / MODEL_FILE), options, providers=providers
+            )
         except Exception as exc:  # onnxruntime raises its own exception types
             raise BackendError(f"ONNX Runtime could not load {self.export_dir / MODEL_FILE}: {exc}") from exc
         self.input_names = [i.name for i in self.session.get_inputs()]
         self.threads = options.intra_op_num_threads
-        logger.info("ONNX %s export %s, %d threads, %s", self.dtype, self.export_dir, self.threads, providers[0])
+        logger.info(
+            "ONNX %s export %s, %d threads, %s", self.dtype, self.export_dir, self.threads, providers[0]
+        )
 
     @property
     def quantization(self) -> str:

@@ -37,8 +37,15 @@ MANIFEST = "crossrank-onnx.json"
 MODEL_FILE = "model.onnx"
 QUANTIZATIONS = {"fp32": "none", "int8": "dynamic-int8-per-channel"}
 _WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt")
-_COPIED = ("config.json", "crossrank.json", "tokenizer.json", "tokenizer_config.json",
-           "special_tokens_map.json", "sentencepiece.bpe.model", "vocab.txt")
+_COPIED = (
+    "config.json",
+    "crossrank.json",
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "sentencepiece.bpe.model",
+    "vocab.txt",
+)
 _LARGE = 1_800_000_000  # bytes of weights above which tensors go to external data (protobuf limit 2 GB)
 
 
@@ -129,8 +136,9 @@ def cached_export(model_dir: Path, dtype: str, opset: int = DEFAULT_OPSET) -> Pa
     return folder if is_current(folder, fingerprint) else None
 
 
-def ensure_export(model_dir: str | Path, dtype: str = "fp32", opset: int = DEFAULT_OPSET,
-                  out: str | Path | None = None) -> Path:
+def ensure_export(
+    model_dir: str | Path, dtype: str = "fp32", opset: int = DEFAULT_OPSET, out: str | Path | None = None
+) -> Path:
     """Return a current export of ``model_dir`` (into the cache, or ``out``), exporting only if needed."""
     model_dir = Path(model_dir).resolve()
     fingerprint = export_fingerprint(model_dir, dtype, opset)
@@ -139,7 +147,9 @@ def ensure_export(model_dir: str | Path, dtype: str = "fp32", opset: int = DEFAU
         logger.info("reusing ONNX export %s", final)
         return final
     if final.exists() and read_manifest(final) is None and any(final.iterdir()):
-        raise BackendError(f"{final} exists and is not a crossrank ONNX export; choose an empty or new --out folder")
+        raise BackendError(
+            f"{final} exists and is not a crossrank ONNX export; choose an empty or new --out folder"
+        )
     final.parent.mkdir(parents=True, exist_ok=True)
     with _lock(final.parent / f".{final.name}.lock"):
         if is_current(final, fingerprint):
@@ -167,8 +177,12 @@ def prune_stale(model_dir: Path, keep: Path) -> None:
 
 def _export_into(model_dir: Path, final: Path, fingerprint: dict, dtype: str, opset: int) -> None:
     start = time.perf_counter()
-    logger.warning("exporting %s to ONNX (%s) into %s; this runs once and takes a minute or more",
-                   model_dir, dtype, final)
+    logger.warning(
+        "exporting %s to ONNX (%s) into %s; this runs once and takes a minute or more",
+        model_dir,
+        dtype,
+        final,
+    )
     tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{final.name}.", dir=final.parent))
     try:
         config = json.loads((model_dir / "config.json").read_text(encoding="utf-8"))
@@ -188,15 +202,18 @@ def _export_into(model_dir: Path, final: Path, fingerprint: dict, dtype: str, op
         for name in _COPIED:
             if (model_dir / name).is_file():
                 shutil.copy2(model_dir / name, tmp / name)
-        write_manifest(tmp, {
-            "fingerprint": fingerprint,
-            "dtype": dtype,
-            "inputs": inputs,
-            "source_path": str(model_dir),
-            "fused_operators": stats,
-            "export_seconds": round(time.perf_counter() - start, 1),
-            "gate": None,
-        })
+        write_manifest(
+            tmp,
+            {
+                "fingerprint": fingerprint,
+                "dtype": dtype,
+                "inputs": inputs,
+                "source_path": str(model_dir),
+                "fused_operators": stats,
+                "export_seconds": round(time.perf_counter() - start, 1),
+                "gate": None,
+            },
+        )
         _swap_in(tmp, final)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -231,13 +248,23 @@ def _torch_export(model_dir: Path, path: Path, inputs: list[str], opset: int) ->
 
     ids = torch.full((2, 16), 5, dtype=torch.long)
     ids[:, 0] = 0
-    dummy = {"input_ids": ids, "attention_mask": torch.ones_like(ids), "token_type_ids": torch.zeros_like(ids)}
+    dummy = {
+        "input_ids": ids,
+        "attention_mask": torch.ones_like(ids),
+        "token_type_ids": torch.zeros_like(ids),
+    }
     axes = {name: {0: "batch", 1: "sequence"} for name in inputs} | {"logits": {0: "batch"}}
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")  # tracer notes about Python constants in transformers' mask code
         torch.onnx.export(
-            LogitsOnly(model), tuple(dummy[n] for n in inputs), str(path), dynamo=False,
-            opset_version=opset, input_names=inputs, output_names=["logits"], dynamic_axes=axes,
+            LogitsOnly(model),
+            tuple(dummy[n] for n in inputs),
+            str(path),
+            dynamo=False,
+            opset_version=opset,
+            input_names=inputs,
+            output_names=["logits"],
+            dynamic_axes=axes,
             do_constant_folding=True,
         )
 
@@ -248,8 +275,12 @@ def _fuse(raw: Path, out: Path, config: dict, large: bool) -> dict:
     fusion_options = optional_import("onnxruntime.transformers.fusion_options", "onnx")
     options = fusion_options.FusionOptions("bert")
     model = optimizer.optimize_model(
-        str(raw), model_type="bert", num_heads=config["num_attention_heads"],
-        hidden_size=config["hidden_size"], optimization_options=options, opt_level=0,
+        str(raw),
+        model_type="bert",
+        num_heads=config["num_attention_heads"],
+        hidden_size=config["hidden_size"],
+        optimization_options=options,
+        opt_level=0,
     )
     stats = {k: v for k, v in model.get_fused_operator_statistics().items() if v}
     if not stats.get("Attention"):
@@ -265,14 +296,19 @@ def _quantize(fused: Path, out: Path, large: bool) -> None:
     graph = onnx.load(str(fused), load_external_data=False).graph
     # The pooler and the classification head are a sliver of the compute and decide the last digits.
     keep_fp32 = [
-        n.name for n in graph.node
+        n.name
+        for n in graph.node
         if "pooler" in n.name or "classifier" in n.name or any(o.startswith("logits") for o in n.output)
     ]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         quantization.quantize_dynamic(
-            str(fused), str(out), weight_type=quantization.QuantType.QInt8, per_channel=True,
-            op_types_to_quantize=["MatMul", "Attention"], nodes_to_exclude=keep_fp32,
+            str(fused),
+            str(out),
+            weight_type=quantization.QuantType.QInt8,
+            per_channel=True,
+            op_types_to_quantize=["MatMul", "Attention"],
+            nodes_to_exclude=keep_fp32,
             use_external_data_format=large,
             extra_options={"MatMulConstBOnly": True, "DefaultTensorType": onnx.TensorProto.FLOAT},
         )

@@ -19,8 +19,12 @@ def register(sub) -> None:
     parser.add_argument("--out", default=None, help="output folder (default: the cache)")
     parser.add_argument("--int8", action="store_true", help="dynamic int8 quantisation")
     parser.add_argument("--opset", type=int, default=None, help="ONNX opset (default 17)")
-    parser.add_argument("--gate", metavar="WIKIQA_TSV", default=None,
-                        help="check accuracy against torch fp32 on this WikiQA-format TSV and record it")
+    parser.add_argument(
+        "--gate",
+        metavar="WIKIQA_TSV",
+        default=None,
+        help="check accuracy against torch fp32 on this WikiQA-format TSV and record it",
+    )
     parser.add_argument("--gate-questions", type=int, default=60, help="query lists used by --gate")
     parser.set_defaults(func=run)
 
@@ -39,8 +43,12 @@ def run(args: argparse.Namespace) -> int:
         result = run_gate(model.path, folder, dtype, args.gate, args.gate_questions)
         manifest["gate"] = gate_record(result, f"{args.gate} (first {args.gate_questions} query lists)")
         write_manifest(folder, manifest)
-    summary = {"export": str(folder), "dtype": dtype, "fused": manifest["fused_operators"],
-               "gate": manifest.get("gate")}
+    summary = {
+        "export": str(folder),
+        "dtype": dtype,
+        "fused": manifest["fused_operators"],
+        "gate": manifest.get("gate"),
+    }
     sys.stdout.write(json.dumps(summary, indent=2) + "\n")
     return 0 if not args.gate or manifest["gate"]["passed"] else 1
 
@@ -54,4 +62,6 @@ def run_gate(source, folder, dtype: str, tsv: str, n_questions: int):
     lists = wikiqa_lists(tsv, n_questions)
     reference = score_lists(Reranker(str(source), backend="torch", dtype="fp32", truncate="right"), lists)
     candidate = Reranker(str(source), backend=OnnxBackend(folder, dtype=dtype), truncate="right")
-    return compare(reference, score_lists(candidate, lists), max_abs=MAX_ABS_FP32 if dtype == "fp32" else None)
+    return compare(
+        reference, score_lists(candidate, lists), max_abs=MAX_ABS_FP32 if dtype == "fp32" else None
+    )

@@ -86,7 +86,7 @@ class TorchBackend:
             raise BackendError(f"could not load the model in {model_dir}: {exc}") from exc
         if self.dtype != "fp32":
             if self.device == "cpu" and not cpu_supports_bf16():
-                logger.warning("this CPU has no native bf16 instructions; bf16 is emulated and slow, use fp32")
+                logger.warning("this CPU has no native bf16 instructions: bf16 is emulated (slow); use fp32")
             keep_head_fp32(model, torch)
         self.model = model.to(self.device).eval()
         self._torch = torch

@@ -64,7 +64,7 @@ class Batcher:
         self,
         score: ScoreFn,
         *,
-        token_budget: int = 65536,
+        token_budget: int = 32768,
         max_wait_ms: float = 5.0,
         max_queue: int = 64,
         metrics: Metrics | None = None,

@@ -82,7 +82,7 @@ class ServerSettings(BaseSettings):
     config_file: Path | None = Field(None, description="JSON or TOML file with any of these settings")
     # --- batching and backpressure
     batch_token_budget: int = Field(
-        65536, ge=1, description="tokens gathered from concurrent requests into one engine call at most"
+        32768, ge=1, description="tokens gathered from concurrent requests into one engine call at most"
     )
     max_wait_ms: float = Field(
         5.0, ge=0, le=10_000, description="how long a request waits for others to batch with, in ms"

@@ -266,11 +266,18 @@ def main() -> int:
     try:
         url = f"http://127.0.0.1:{port}"
         run_level(url, make_requests(queries, passages, 4, 2), 1)  # warm-up
+        info = httpx.get(f"{url}/info", timeout=30).json()
+        log("server", {k: info.get(k) for k in ("model", "backend", "dtype", "device", "max_length")})
         runs = [run_size(args, url, queries, passages, size, deadline) for size in args.sizes]
     finally:
         server.terminate()
         server.wait(timeout=30)
-    results = {"max_length": args.max_length, "cpu_count": os.cpu_count(), "runs": runs}
+    results = {
+        "max_length": args.max_length,
+        "cpu_count": os.cpu_count(),
+        "backend": info.get("backend"),
+        "runs": runs,
+    }
     if args.json:
         args.json.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
     print(markdown(results) if args.markdown else json.dumps(results, indent=2))

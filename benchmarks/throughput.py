@@ -1,0 +1,376 @@
+"""Throughput of crossrank's backends against sentence-transformers, FlagEmbedding and plain transformers.
+
+One command measures, on the same model files and the same workload (ArguAna queries × passages, real
+text read in place from the shared data folder), pairs/s and peak memory of every method, each in its own
+subprocess (so peak RSS is per method), plus the machine's GEMM peaks (torch fp32/bf16, ONNX Runtime
+fp32/int8) in the same run. It prints a table with each method's speed relative to
+sentence-transformers and the fraction of the matching GEMM peak it reaches.
+
+    python benchmarks/throughput.py --model embedded --pairs 200
+    python benchmarks/throughput.py --model m3-shape --pairs 16      # bge-reranker-v2-m3 architecture
+
+``m3-shape`` has random weights (see ``m3_shape.py``): speed does not depend on weight values, so it
+measures the real model's speed; its scores are meaningless and no accuracy gate applies to it.
+All crossrank methods use ``truncate="right"`` so every method does the same work (one window per pair).
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import os
+import random
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+DATA = Path(os.environ.get("CROSSRANK_SHARED_DATA", HERE.parents[1] / "shared" / "data"))
+PEER_METHODS = ("sentence-transformers", "flagembedding", "transformers")
+CROSSRANK_METHODS = ("crossrank-torch-fp32", "crossrank-torch-bf16", "crossrank-onnx-fp32", "crossrank-onnx-int8")
+METHODS = PEER_METHODS + CROSSRANK_METHODS
+PEAK_OF = {"crossrank-torch-bf16": "torch bf16", "crossrank-onnx-fp32": "ORT fp32", "crossrank-onnx-int8": "ORT int8"}
+
+
+# ---------------------------------------------------------------- workload and model
+
+def model_dir(name: str) -> Path:
+    if name == "m3-shape":
+        sys.path.insert(0, str(HERE))
+        from m3_shape import ensure_m3_shape
+
+        return ensure_m3_shape()
+    from crossrank.models.resolve import resolve_model
+
+    return resolve_model(name).path
+
+
+def workload(n_pairs: int, per_query: int, seed: int = 0) -> list[tuple[str, str]]:
+    """ArguAna: each query with its relevant counter-argument and random other arguments."""
+    def read(name):
+        with gzip.open(DATA / "arguana" / name, "rt", encoding="utf-8") as fh:
+            return [json.loads(line) for line in fh]
+
+    corpus = {d["_id"]: (d.get("title", "") + " " + d["text"]).strip() for d in read("corpus.jsonl.gz")}
+    queries = {q["_id"]: q["text"] for q in read("queries.jsonl.gz")}
+    qrels = {}
+    with open(DATA / "arguana" / "test.tsv", encoding="utf-8") as fh:
+        next(fh)
+        for line in fh:
+            qid, did, _ = line.rstrip("\n").split("\t")
+            qrels.setdefault(qid, did)
+    rng = random.Random(seed)
+    ids = sorted(q for q in qrels if q in queries and qrels[q] in corpus)
+    rng.shuffle(ids)
+    doc_ids = sorted(corpus)
+    pairs: list[tuple[str, str]] = []
+    for qid in ids:
+        docs = [qrels[qid], *rng.sample(doc_ids, per_query - 1)]
+        pairs += [(queries[qid], corpus[d]) for d in docs]
+        if len(pairs) >= n_pairs:
+            break
+    return pairs[:n_pairs]
+
+
+def flops_per_pair(config: dict, lengths: list[int]) -> float:
+    """Forward FLOPs on the real (unpadded) tokens: per layer 2·L·(4H² + 2·H·I) for the projections and
+    4·L²·H for the attention products; embeddings and the head are negligible."""
+    h, i, n = config["hidden_size"], config["intermediate_size"], config["num_hidden_layers"]
+    total = sum(n * (2 * L * (4 * h * h + 2 * h * i) + 4 * L * L * h) for L in lengths)
+    return total / len(lengths)
+
+
+# ---------------------------------------------------------------- workers (one method per process)
+
+class ForwardClock:
+    """Accumulates time spent inside a torch module's forward (via hooks)."""
+
+    def __init__(self, module):
+        self.seconds, self._t = 0.0, 0.0
+        module.register_forward_pre_hook(lambda *_: setattr(self, "_t", time.perf_counter()))
+        module.register_forward_hook(lambda *_: self._add())
+
+    def _add(self):
+        self.seconds += time.perf_counter() - self._t
+
+
+class TimedBackend:
+    """Wraps a crossrank backend: forward time, padded and real tokens."""
+
+    def __init__(self, inner):
+        self.inner, self.name, self.dtype, self.device = inner, inner.name, inner.dtype, inner.device
+        self.seconds, self.padded, self.real = 0.0, 0, 0
+
+    def forward(self, batch):
+        start = time.perf_counter()
+        out = self.inner.forward(batch)
+        self.seconds += time.perf_counter() - start
+        self.padded += batch.input_ids.size
+        self.real += int(batch.attention_mask.sum())
+        return out
+
+
+def _timed_method(obj, attr: str, clock: dict) -> None:
+    original = getattr(obj, attr)
+
+    def wrapper(*args, **kwargs):
+        start = time.perf_counter()
+        try:
+            return original(*args, **kwargs)
+        finally:
+            clock["tokenize"] += time.perf_counter() - start
+
+    setattr(obj, attr, wrapper)
+
+
+def run_method(method: str, mdir: Path, pairs, batch_size: int, rounds: int) -> dict:
+    import torch
+
+    load_start = time.perf_counter()
+    info: dict = {"method": method}
+    if method == "sentence-transformers":
+        from sentence_transformers import CrossEncoder
+
+        model = CrossEncoder(str(mdir), max_length=512, device="cpu")
+        clock = ForwardClock(model)  # predict() calls the module on tokenized features
+        run = lambda p: model.predict(p, batch_size=batch_size, show_progress_bar=False)  # noqa: E731
+    elif method == "transformers":
+        from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+        tok = AutoTokenizer.from_pretrained(str(mdir))
+        hf = AutoModelForSequenceClassification.from_pretrained(str(mdir)).eval()
+        clock = ForwardClock(hf)
+
+        def run(p):
+            out = []
+            for s in range(0, len(p), batch_size):
+                chunk = p[s : s + batch_size]
+                enc = tok([q for q, _ in chunk], [d for _, d in chunk], padding=True, truncation="only_second",
+                          max_length=512, return_tensors="pt")
+                with torch.inference_mode():
+                    out += torch.sigmoid(hf(**enc).logits[:, 0].float()).tolist()
+            return out
+    elif method == "flagembedding":
+        try:
+            import FlagEmbedding  # noqa: F401
+
+            info["note"] = "FlagEmbedding imported"
+        except Exception as exc:  # it does not import on transformers 5
+            info["note"] = f"FlagEmbedding not importable ({type(exc).__name__}); its algorithm via crossrank.FlagReranker"
+        from crossrank import FlagReranker
+
+        flag = FlagReranker(str(mdir), batch_size=batch_size, max_length=512, devices="cpu")
+        timed = TimedBackend(flag.reranker.engine.backend)
+        flag.reranker.engine.backend = timed
+        clock = timed
+        run = lambda p: flag.compute_score(p, normalize=True)  # noqa: E731
+    else:
+        from crossrank import Reranker
+        from crossrank.reranker import load_backend
+
+        _, backend, dtype = method.split("-")
+        inner = load_backend(backend, mdir, "cpu", dtype)
+        timed = TimedBackend(inner)
+        reranker = Reranker(str(mdir), backend=timed, batch_size=batch_size, truncate="right")
+        clock = timed
+        tok_clock = {"tokenize": 0.0}
+        for attr in ("encode", "encode_query"):
+            _timed_method(reranker.engine.tokenizer, attr, tok_clock)
+        run = lambda p: reranker.compute_score(p, normalize=True)  # noqa: E731
+        info["export"] = str(getattr(inner, "export_dir", "")) or None
+        info["gate"] = (getattr(inner, "manifest", None) or {}).get("gate")
+    info["load_s"] = time.perf_counter() - load_start
+    run(pairs[:8])  # warm-up: allocators, thread pools, lazy init
+    best = None
+    for _ in range(rounds):
+        clock.seconds = 0.0
+        if method.startswith("crossrank"):
+            tok_clock["tokenize"] = 0.0
+            timed.padded = timed.real = 0
+        start = time.perf_counter()
+        run(pairs)
+        total = time.perf_counter() - start
+        if best is None or total < best["seconds"]:
+            best = {"seconds": total, "forward_s": clock.seconds}
+            if method.startswith("crossrank"):
+                best |= {"tokenize_s": tok_clock["tokenize"], "padding": timed.padded / max(timed.real, 1)}
+    info |= best
+    info["pairs_per_s"] = len(pairs) / best["seconds"]
+    info["outside_forward"] = 1 - best["forward_s"] / best["seconds"]
+    info["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    info["threads"] = torch.get_num_threads()
+    return info
+
+
+def gemm_peaks(m: int = 2048, k: int = 1024, n: int = 4096, reps: int = 3) -> dict:
+    """Best-of-``reps`` GEMM throughput (GFLOP/s or GOP/s) for the four kernels the methods use."""
+    import numpy as np
+    import onnx
+    import onnxruntime as ort
+    import torch
+    from onnx import TensorProto, helper, numpy_helper
+
+    flop = 2 * m * n * k
+
+    def best(fn):
+        fn()
+        times = []
+        for _ in range(reps):
+            start = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - start)
+        return flop / min(times) / 1e9
+
+    out = {}
+    a, b = torch.randn(m, k), torch.randn(k, n)
+    out["torch fp32"] = best(lambda: a @ b)
+    ab, bb = a.bfloat16(), b.bfloat16()
+    out["torch bf16"] = best(lambda: ab @ bb)
+
+    def session(node, inputs, inits, out_type):
+        graph = helper.make_graph([node], "g", inputs, [helper.make_tensor_value_info("y", out_type, [m, n])],
+                                  initializer=inits)
+        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = torch.get_num_threads()
+        return ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
+
+    x = np.random.rand(m, k).astype(np.float32)
+    s32 = session(helper.make_node("MatMul", ["x", "w"], ["y"]),
+                  [helper.make_tensor_value_info("x", TensorProto.FLOAT, [m, k])],
+                  [numpy_helper.from_array(np.random.rand(k, n).astype(np.float32), "w")], TensorProto.FLOAT)
+    out["ORT fp32"] = best(lambda: s32.run(None, {"x": x}))
+    xq = np.random.randint(0, 255, (m, k)).astype(np.uint8)
+    s8 = session(helper.make_node("MatMulInteger", ["x", "w"], ["y"]),
+                 [helper.make_tensor_value_info("x", TensorProto.UINT8, [m, k])],
+                 [numpy_helper.from_array(np.random.randint(-127, 127, (k, n)).astype(np.int8), "w")], TensorProto.INT32)
+    out["ORT int8"] = best(lambda: s8.run(None, {"x": xq}))
+    del onnx
+    return out
+
+
+def worker(args) -> None:
+    import torch
+
+    torch.set_num_threads(args.threads)
+    os.environ.setdefault("CROSSRANK_THREADS", str(args.threads))
+    if args.worker == "peaks":
+        result = gemm_peaks()
+    else:
+        pairs = workload(args.pairs, args.per_query)
+        result = run_method(args.worker, model_dir(args.model), pairs, args.batch_size, args.rounds)
+    sys.stdout.write("RESULT " + json.dumps(result) + "\n")
+
+
+# ---------------------------------------------------------------- driver
+
+def spawn(args, what: str) -> dict:
+    cmd = [sys.executable, __file__, "--worker", what, "--model", args.model, "--pairs", str(args.pairs),
+           "--per-query", str(args.per_query), "--batch-size", str(args.batch_size), "--rounds", str(args.rounds),
+           "--threads", str(args.threads)]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    for line in proc.stdout.splitlines():
+        if line.startswith("RESULT "):
+            return json.loads(line[7:])
+    tail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
+    return {"method": what, "error": " | ".join(tail)}
+
+
+def describe_machine(threads: int) -> str:
+    import platform
+
+    import psutil
+
+    cpu = "unknown CPU"
+    try:
+        for line in open("/proc/cpuinfo", encoding="utf-8"):
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    flags = open("/proc/cpuinfo", encoding="utf-8").read() if os.path.exists("/proc/cpuinfo") else ""
+    isa = [f for f in ("avx512f", "avx512_vnni", "avx512_bf16", "amx_tile") if f in flags]
+    load = os.getloadavg()
+    return (f"{cpu}, {psutil.cpu_count()} logical cores ({', '.join(isa)}), "
+            f"{psutil.virtual_memory().total / 2**30:.0f} GiB RAM, {platform.python_version()}, {threads} threads; "
+            f"load average at start {load[0]:.1f} — SHARED with other engineers' jobs, so absolute numbers are "
+            "depressed and noisy; ratios measured in the same run are what to read")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", default="embedded", help="'embedded', 'm3-shape' or a model folder")
+    parser.add_argument("--pairs", type=int, default=200, help="pairs in the workload")
+    parser.add_argument("--per-query", type=int, default=10, help="passages per ArguAna query")
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--rounds", type=int, default=1, help="timed passes per method (best is kept)")
+    parser.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)))
+    parser.add_argument("--methods", nargs="*", default=list(METHODS), choices=METHODS)
+    parser.add_argument("--json", default=None, help="also write the results to this file")
+    parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        return worker(args)
+
+    from crossrank.tokenization import PairTokenizer
+
+    mdir = model_dir(args.model)
+    config = json.loads((mdir / "config.json").read_text())
+    pairs = workload(args.pairs, args.per_query)
+    tok = PairTokenizer.from_pretrained(mdir, max_length=512)
+    lengths = []
+    for q, d in pairs:
+        q_ids = tok.encode_query(q)
+        lengths.append(min(512, len(q_ids) + len(tok.encode([d])[0].ids) + tok.template.n_special))
+    fpp = flops_per_pair(config, lengths)
+    print(f"# crossrank throughput — model {args.model} ({config['architectures'][0]}, {config['num_hidden_layers']} "
+          f"layers, hidden {config['hidden_size']})")
+    if args.model == "m3-shape":
+        print("# random weights with bge-reranker-v2-m3's shapes and real XLM-R tokenizer: speed does not depend "
+              "on weight values; scores are meaningless")
+    print(f"# machine: {describe_machine(args.threads)}")
+    lengths_sorted = sorted(lengths)
+    print(f"# workload: {len(pairs)} ArguAna (query, passage) pairs, {args.per_query} passages/query, tokens per pair "
+          f"min {lengths_sorted[0]} / median {lengths_sorted[len(lengths) // 2]} / max {lengths_sorted[-1]}, "
+          f"max_length 512, batch {args.batch_size}; {fpp / 1e9:.1f} GFLOP per pair")
+    t0 = time.time()
+    peaks = spawn(args, "peaks")
+    results = [spawn(args, m) for m in args.methods]
+    peaks_end = spawn(args, "peaks")
+    peak = {k: (peaks[k] + peaks_end[k]) / 2 for k in peaks if k in peaks_end} if "error" not in peaks else {}
+    print("# GEMM peaks (GFLOP/s, GOP/s for int8), start → end of run: " + ", ".join(
+        f"{k} {peaks.get(k, 0):.0f}→{peaks_end.get(k, 0):.0f}" for k in ("torch fp32", "torch bf16", "ORT fp32", "ORT int8")))
+    base = next((r["pairs_per_s"] for r in results if r["method"] == "sentence-transformers" and "error" not in r), None)
+    print()
+    print("| method | pairs/s | × sentence-transformers | % of GEMM peak (kernel) | outside forward | padding | "
+          "peak RSS MB | note |")
+    print("|---|---:|---:|---:|---:|---:|---:|---|")
+    for r in results:
+        if "error" in r:
+            print(f"| {r['method']} | — | — | — | — | — | — | error: {r['error'][:150]} |")
+            continue
+        kernel = PEAK_OF.get(r["method"], "torch fp32")
+        frac = r["pairs_per_s"] * fpp / 1e9 / peak[kernel] if peak.get(kernel) else float("nan")
+        ratio = f"{r['pairs_per_s'] / base:.2f}×" if base else "—"
+        outside = f"{r['outside_forward']:.1%}"
+        if "tokenize_s" in r:
+            outside += f" (tokenize {r['tokenize_s'] / r['seconds']:.1%})"
+        padding = f"{r['padding']:.2f}" if "padding" in r else "—"
+        note = r.get("note", "")
+        if r.get("gate"):
+            g = r["gate"]
+            note += f"gate {'passed' if g['passed'] else 'FAILED'}: ρ̄ {g['spearman_mean']:.4f}, top-1 {g['top1_agreement']:.0%}"
+        print(f"| {r['method']} | {r['pairs_per_s']:.2f} | {ratio} | {frac:.1%} ({kernel}) | {outside} | {padding} | "
+              f"{r['peak_rss_mb']:.0f} | {note} |")
+    print(f"\n# total wall time {time.time() - t0:.0f}s; padding = padded tokens / real tokens in crossrank's batches")
+    if args.json:
+        Path(args.json).write_text(json.dumps({"peaks": [peaks, peaks_end], "results": results,
+                                               "flops_per_pair": fpp, "pairs": len(pairs)}, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -114,7 +114,7 @@ def test_full_sets_first_stage(shared_data):
 
 
 @pytest.mark.slow
-def test_full_wikiqa_hybrid_with_e5_and_embedded_reranker_slice(shared_data):
+def test_full_wikiqa_dense_with_e5_and_embedded_reranker_slice(shared_data):
     wikiqa = load_dataset(shared_data / "wikiqa", "wikiqa")
     result = run_eval(wikiqa, method="dense", k=100)
     assert result["first_stage"]["map"] > 0.6  # e5-small is a strong answer selector (≈ 0.77 MAP on test)

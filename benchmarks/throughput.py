@@ -30,12 +30,22 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 DATA = Path(os.environ.get("CROSSRANK_SHARED_DATA", HERE.parents[1] / "shared" / "data"))
 PEER_METHODS = ("sentence-transformers", "flagembedding", "transformers")
-CROSSRANK_METHODS = ("crossrank-torch-fp32", "crossrank-torch-bf16", "crossrank-onnx-fp32", "crossrank-onnx-int8")
+CROSSRANK_METHODS = (
+    "crossrank-torch-fp32",
+    "crossrank-torch-bf16",
+    "crossrank-onnx-fp32",
+    "crossrank-onnx-int8",
+)
 METHODS = PEER_METHODS + CROSSRANK_METHODS
-PEAK_OF = {"crossrank-torch-bf16": "torch bf16", "crossrank-onnx-fp32": "ORT fp32", "crossrank-onnx-int8": "ORT int8"}
+PEAK_OF = {
+    "crossrank-torch-bf16": "torch bf16",
+    "crossrank-onnx-fp32": "ORT fp32",
+    "crossrank-onnx-int8": "ORT int8",
+}
 
 
 # ---------------------------------------------------------------- workload and model
+
 
 def model_dir(name: str) -> Path:
     if name == "m3-shape":
@@ -50,6 +60,7 @@ def model_dir(name: str) -> Path:
 
 def workload(n_pairs: int, per_query: int, seed: int = 0) -> list[tuple[str, str]]:
     """ArguAna: each query with its relevant counter-argument and random other arguments."""
+
     def read(name):
         with gzip.open(DATA / "arguana" / name, "rt", encoding="utf-8") as fh:
             return [json.loads(line) for line in fh]
@@ -84,6 +95,7 @@ def flops_per_pair(config: dict, lengths: list[int]) -> float:
 
 
 # ---------------------------------------------------------------- workers (one method per process)
+
 
 class ForwardClock:
     """Accumulates time spent inside a torch module's forward (via hooks)."""
@@ -148,8 +160,14 @@ def run_method(method: str, mdir: Path, pairs, batch_size: int, rounds: int) -> 
             out = []
             for s in range(0, len(p), batch_size):
                 chunk = p[s : s + batch_size]
-                enc = tok([q for q, _ in chunk], [d for _, d in chunk], padding=True, truncation="only_second",
-                          max_length=512, return_tensors="pt")
+                enc = tok(
+                    [q for q, _ in chunk],
+                    [d for _, d in chunk],
+                    padding=True,
+                    truncation="only_second",
+                    max_length=512,
+                    return_tensors="pt",
+                )
                 with torch.inference_mode():
                     out += torch.sigmoid(hf(**enc).logits[:, 0].float()).tolist()
             return out
@@ -159,7 +177,10 @@ def run_method(method: str, mdir: Path, pairs, batch_size: int, rounds: int) -> 
 
             info["note"] = "FlagEmbedding imported"
         except Exception as exc:  # it does not import on transformers 5
-            info["note"] = f"FlagEmbedding not importable ({type(exc).__name__}); its algorithm via crossrank.FlagReranker"
+            info["note"] = (
+                f"FlagEmbedding not importable ({type(exc).__name__}); "
+                "its algorithm via crossrank.FlagReranker"
+            )
         from crossrank import FlagReranker
 
         flag = FlagReranker(str(mdir), batch_size=batch_size, max_length=512, devices="cpu")
@@ -231,22 +252,29 @@ def gemm_peaks(m: int = 2048, k: int = 1024, n: int = 4096, reps: int = 3) -> di
     out["torch bf16"] = best(lambda: ab @ bb)
 
     def session(node, inputs, inits, out_type):
-        graph = helper.make_graph([node], "g", inputs, [helper.make_tensor_value_info("y", out_type, [m, n])],
-                                  initializer=inits)
+        graph = helper.make_graph(
+            [node], "g", inputs, [helper.make_tensor_value_info("y", out_type, [m, n])], initializer=inits
+        )
         model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = torch.get_num_threads()
         return ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
 
     x = np.random.rand(m, k).astype(np.float32)
-    s32 = session(helper.make_node("MatMul", ["x", "w"], ["y"]),
-                  [helper.make_tensor_value_info("x", TensorProto.FLOAT, [m, k])],
-                  [numpy_helper.from_array(np.random.rand(k, n).astype(np.float32), "w")], TensorProto.FLOAT)
+    s32 = session(
+        helper.make_node("MatMul", ["x", "w"], ["y"]),
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [m, k])],
+        [numpy_helper.from_array(np.random.rand(k, n).astype(np.float32), "w")],
+        TensorProto.FLOAT,
+    )
     out["ORT fp32"] = best(lambda: s32.run(None, {"x": x}))
     xq = np.random.randint(0, 255, (m, k)).astype(np.uint8)
-    s8 = session(helper.make_node("MatMulInteger", ["x", "w"], ["y"]),
-                 [helper.make_tensor_value_info("x", TensorProto.UINT8, [m, k])],
-                 [numpy_helper.from_array(np.random.randint(-127, 127, (k, n)).astype(np.int8), "w")], TensorProto.INT32)
+    s8 = session(
+        helper.make_node("MatMulInteger", ["x", "w"], ["y"]),
+        [helper.make_tensor_value_info("x", TensorProto.UINT8, [m, k])],
+        [numpy_helper.from_array(np.random.randint(-127, 127, (k, n)).astype(np.int8), "w")],
+        TensorProto.INT32,
+    )
     out["ORT int8"] = best(lambda: s8.run(None, {"x": xq}))
     del onnx
     return out
@@ -267,10 +295,26 @@ def worker(args) -> None:
 
 # ---------------------------------------------------------------- driver
 
+
 def spawn(args, what: str) -> dict:
-    cmd = [sys.executable, __file__, "--worker", what, "--model", args.model, "--pairs", str(args.pairs),
-           "--per-query", str(args.per_query), "--batch-size", str(args.batch_size), "--rounds", str(args.rounds),
-           "--threads", str(args.threads)]
+    cmd = [
+        sys.executable,
+        __file__,
+        "--worker",
+        what,
+        "--model",
+        args.model,
+        "--pairs",
+        str(args.pairs),
+        "--per-query",
+        str(args.per_query),
+        "--batch-size",
+        str(args.batch_size),
+        "--rounds",
+        str(args.rounds),
+        "--threads",
+        str(args.threads),
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     for line in proc.stdout.splitlines():
         if line.startswith("RESULT "):
@@ -295,14 +339,19 @@ def describe_machine(threads: int) -> str:
     flags = open("/proc/cpuinfo", encoding="utf-8").read() if os.path.exists("/proc/cpuinfo") else ""
     isa = [f for f in ("avx512f", "avx512_vnni", "avx512_bf16", "amx_tile") if f in flags]
     load = os.getloadavg()
-    return (f"{cpu}, {psutil.cpu_count()} logical cores ({', '.join(isa)}), "
-            f"{psutil.virtual_memory().total / 2**30:.0f} GiB RAM, {platform.python_version()}, {threads} threads; "
-            f"load average at start {load[0]:.1f} — SHARED with other engineers' jobs, so absolute numbers are "
-            "depressed and noisy; ratios measured in the same run are what to read")
+    return (
+        f"{cpu}, {psutil.cpu_count()} logical cores ({', '.join(isa)}), "
+        f"{psutil.virtual_memory().total / 2**30:.0f} GiB RAM, {platform.python_version()}, "
+        f"{threads} threads; "
+        f"load average at start {load[0]:.1f} — SHARED with other engineers' jobs, so absolute numbers are "
+        "depressed and noisy; ratios measured in the same run are what to read"
+    )
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--model", default="embedded", help="'embedded', 'm3-shape' or a model folder")
     parser.add_argument("--pairs", type=int, default=200, help="pairs in the workload")
     parser.add_argument("--per-query", type=int, default=10, help="passages per ArguAna query")
@@ -327,27 +376,44 @@ def main() -> None:
         q_ids = tok.encode_query(q)
         lengths.append(min(512, len(q_ids) + len(tok.encode([d])[0].ids) + tok.template.n_special))
     fpp = flops_per_pair(config, lengths)
-    print(f"# crossrank throughput — model {args.model} ({config['architectures'][0]}, {config['num_hidden_layers']} "
-          f"layers, hidden {config['hidden_size']})")
+    print(
+        f"# crossrank throughput — model {args.model} ({config['architectures'][0]}, "
+        f"{config['num_hidden_layers']} layers, hidden {config['hidden_size']})"
+    )
     if args.model == "m3-shape":
-        print("# random weights with bge-reranker-v2-m3's shapes and real XLM-R tokenizer: speed does not depend "
-              "on weight values; scores are meaningless")
+        print(
+            "# random weights with bge-reranker-v2-m3's shapes and real XLM-R tokenizer: "
+            "speed does not depend on weight values; scores are meaningless"
+        )
     print(f"# machine: {describe_machine(args.threads)}")
     lengths_sorted = sorted(lengths)
-    print(f"# workload: {len(pairs)} ArguAna (query, passage) pairs, {args.per_query} passages/query, tokens per pair "
-          f"min {lengths_sorted[0]} / median {lengths_sorted[len(lengths) // 2]} / max {lengths_sorted[-1]}, "
-          f"max_length 512, batch {args.batch_size}; {fpp / 1e9:.1f} GFLOP per pair")
+    print(
+        f"# workload: {len(pairs)} ArguAna (query, passage) pairs, {args.per_query} passages/query, "
+        f"tokens per pair min {lengths_sorted[0]} / median {lengths_sorted[len(lengths) // 2]} / "
+        f"max {lengths_sorted[-1]}, "
+        f"max_length 512, batch {args.batch_size}; {fpp / 1e9:.1f} GFLOP per pair"
+    )
     t0 = time.time()
     peaks = spawn(args, "peaks")
     results = [spawn(args, m) for m in args.methods]
     peaks_end = spawn(args, "peaks")
     peak = {k: (peaks[k] + peaks_end[k]) / 2 for k in peaks if k in peaks_end} if "error" not in peaks else {}
-    print("# GEMM peaks (GFLOP/s, GOP/s for int8), start → end of run: " + ", ".join(
-        f"{k} {peaks.get(k, 0):.0f}→{peaks_end.get(k, 0):.0f}" for k in ("torch fp32", "torch bf16", "ORT fp32", "ORT int8")))
-    base = next((r["pairs_per_s"] for r in results if r["method"] == "sentence-transformers" and "error" not in r), None)
+    print(
+        "# GEMM peaks (GFLOP/s, GOP/s for int8), start → end of run: "
+        + ", ".join(
+            f"{k} {peaks.get(k, 0):.0f}→{peaks_end.get(k, 0):.0f}"
+            for k in ("torch fp32", "torch bf16", "ORT fp32", "ORT int8")
+        )
+    )
+    base = next(
+        (r["pairs_per_s"] for r in results if r["method"] == "sentence-transformers" and "error" not in r),
+        None,
+    )
     print()
-    print("| method | pairs/s | × sentence-transformers | % of GEMM peak (kernel) | outside forward | padding | "
-          "peak RSS MB | note |")
+    print(
+        "| method | pairs/s | × sentence-transformers | % of GEMM peak (kernel) | outside forward | "
+        "padding | peak RSS MB | note |"
+    )
     print("|---|---:|---:|---:|---:|---:|---:|---|")
     for r in results:
         if "error" in r:
@@ -363,13 +429,23 @@ def main() -> None:
         note = r.get("note", "")
         if r.get("gate"):
             g = r["gate"]
-            note += f"gate {'passed' if g['passed'] else 'FAILED'}: ρ̄ {g['spearman_mean']:.4f}, top-1 {g['top1_agreement']:.0%}"
-        print(f"| {r['method']} | {r['pairs_per_s']:.2f} | {ratio} | {frac:.1%} ({kernel}) | {outside} | {padding} | "
-              f"{r['peak_rss_mb']:.0f} | {note} |")
-    print(f"\n# total wall time {time.time() - t0:.0f}s; padding = padded tokens / real tokens in crossrank's batches")
+            verdict = "passed" if g["passed"] else "FAILED"
+            note += f"gate {verdict}: ρ̄ {g['spearman_mean']:.4f}, top-1 {g['top1_agreement']:.0%}"
+        print(
+            f"| {r['method']} | {r['pairs_per_s']:.2f} | {ratio} | {frac:.1%} ({kernel}) | {outside} | "
+            f"{padding} | {r['peak_rss_mb']:.0f} | {note} |"
+        )
+    print(
+        f"\n# total wall time {time.time() - t0:.0f}s; "
+        "padding = padded tokens / real tokens in crossrank's batches"
+    )
     if args.json:
-        Path(args.json).write_text(json.dumps({"peaks": [peaks, peaks_end], "results": results,
-                                               "flops_per_pair": fpp, "pairs": len(pairs)}, indent=2))
+        Path(args.json).write_text(
+            json.dumps(
+                {"peaks": [peaks, peaks_end], "results": results, "flops_per_pair": fpp, "pairs": len(pairs)},
+                indent=2,
+            )
+        )
 
 
 if __name__ == "__main__":

@@ -122,3 +122,28 @@ def test_full_wikiqa_dense_with_e5_and_embedded_reranker_slice(shared_data):
 
     reranked = run_eval(wikiqa.limit(10), method="bm25", reranker=Reranker("embedded"))
     _check(reranked["reranked"])
+
+
+class _OracleReranker:
+    """Knows the answers: logit 1 for a relevant text, 0 otherwise. Proves that the harness sorts by the
+    reranker's scores (best first) and maps them back to the right candidates."""
+
+    def __init__(self, evalset):
+        self.relevant = {
+            (evalset.queries[q], evalset.corpus[d][1]) for q in evalset.qrels for d in evalset.qrels[q]
+        }
+
+    def score_pairs(self, pairs, progress=None):
+        from crossrank.types import PairScore, WindowSpan
+
+        window = WindowSpan(0, 0, 0, 1)
+        return [PairScore(float((q, d) in self.relevant), window, False, 1) for q, d in pairs]
+
+
+@pytest.mark.parametrize("fmt", ["wikiqa", "cmrc-sent"])
+def test_a_perfect_reranker_gives_perfect_metrics(shared_data, fmt):
+    folder = "wikiqa" if fmt == "wikiqa" else "cmrc2018"
+    evalset = load_dataset(shared_data / folder, fmt).limit(15)
+    result = run_eval(evalset, method="bm25", k=100, reranker=_OracleReranker(evalset))
+    assert result["reranked"]["mrr@10"] == result["reranked"]["map"] == 1.0
+    assert result["first_stage"]["map"] < 1.0

@@ -155,7 +155,7 @@ def test_auto_picks_only_gate_passed_exports(tiny_xlmr_dir, home):
     assert Reranker(tiny_xlmr_dir).backend.name == "onnx"
 
 
-def test_export_command(tiny_bert_dir, tmp_path, capsys, shared_data):
+def test_export_command(tiny_bert_dir, tmp_path, capsys, shared_data, home):
     from crossrank.cli.main import main
 
     out = tmp_path / "cli"
@@ -176,3 +176,23 @@ def test_export_command(tiny_bert_dir, tmp_path, capsys, shared_data):
     assert summary["dtype"] == "int8" and summary["export"] == str(out)
     gate = read_manifest(out)["gate"]
     assert gate["n_queries"] == 3 and code == (0 if gate["passed"] else 1)
+    if summary["torch_bf16_gate"] is not None:  # CPUs with native bf16 also gate torch bf16 for auto
+        assert list((home / "gates").glob("*-torch-bf16.json"))
+
+
+def test_auto_takes_torch_bf16_when_its_gate_passed(tiny_xlmr_dir, home, monkeypatch):
+    from crossrank.backends import torch_backend
+    from crossrank.backends.gate import save_torch_gate
+
+    monkeypatch.setattr(torch_backend, "cpu_supports_bf16", lambda: True)
+    assert pick_backend(tiny_xlmr_dir, "cpu", "auto") == ("torch", "auto")
+    save_torch_gate(tiny_xlmr_dir, "bf16", {"passed": False})
+    assert pick_backend(tiny_xlmr_dir, "cpu", "auto") == ("torch", "auto")
+    save_torch_gate(tiny_xlmr_dir, "bf16", {"passed": True})
+    assert pick_backend(tiny_xlmr_dir, "cpu", "auto") == ("torch", "bf16")
+    assert pick_backend(tiny_xlmr_dir, "cpu", "fp32") == ("torch", "fp32")  # fp32 asked: exact only
+    folder = ensure_export(tiny_xlmr_dir, "int8")
+    manifest = read_manifest(folder)
+    manifest["gate"] = {"passed": True}
+    write_manifest(folder, manifest)
+    assert pick_backend(tiny_xlmr_dir, "cpu", "auto") == ("onnx", "int8")  # int8 ranks first

@@ -4,8 +4,10 @@ The rule, in order:
 
 1. a folder written by ``crossrank export`` runs on ONNX Runtime in its own dtype;
 2. CUDA (requested, or available with ``device=None``), or ``dtype`` bf16/fp16: torch in that dtype;
-3. on CPU with ``dtype="auto"``: a cached int8 ONNX export whose accuracy gate passed (recorded by
-   ``crossrank export MODEL --int8 --gate``), else a cached fp32 export whose gate passed;
+3. on CPU with ``dtype="auto"``, the first whose accuracy gate passed on this machine: a cached int8 ONNX
+   export (gate recorded by ``crossrank export MODEL --int8 --gate``), torch bf16 on a CPU with native
+   bf16 (recorded by any ``crossrank export ... --gate``), a cached fp32 ONNX export — fastest first, as
+   measured by ``benchmarks/throughput.py``;
 4. on CPU with ``dtype="fp32"``: a cached fp32 ONNX export whose gate passed;
 5. otherwise torch fp32 — exact, and nothing is exported or approximated behind the caller's back.
 
@@ -38,6 +40,9 @@ def pick_backend(model_dir: str | Path, device: str | None, dtype: str) -> tuple
     candidates = {"auto": ("int8", "fp32"), "fp32": ("fp32",), "int8": ("int8",)}.get(dtype, ())
     for onnx_dtype in candidates:
         try:
+            if onnx_dtype == "fp32" and dtype == "auto" and _bf16_gated(model_dir):
+                logger.info("auto: using torch bf16, whose gate passed on this machine")
+                return "torch", "bf16"
             folder = cached_export(model_dir, onnx_dtype)
         except Exception as exc:  # a model folder the exporter cannot fingerprint: not a candidate
             logger.debug("no ONNX candidate for %s: %s", model_dir, exc)
@@ -56,3 +61,10 @@ def _cpu(device: str | None) -> bool:
     import torch
 
     return not torch.cuda.is_available()
+
+
+def _bf16_gated(model_dir: Path) -> bool:
+    from .gate import torch_gate_passed
+    from .torch_backend import cpu_supports_bf16
+
+    return cpu_supports_bf16() and torch_gate_passed(model_dir, "bf16")

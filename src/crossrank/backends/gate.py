@@ -116,3 +116,41 @@ def gate_record(result: GateResult, data: str) -> dict:
     """What is stored in an export's manifest after a gate run."""
     now = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
     return {**result.as_dict(), "data": data, "reference": "torch fp32", "checked_at": now}
+
+
+def torch_gate_file(model_dir: str | Path, dtype: str) -> Path:
+    """Where the gate of torch ``dtype`` on this machine is recorded for this model's current weights:
+    ``$CROSSRANK_HOME/gates/<fingerprint>-torch-<dtype>.json`` (the fingerprint covers the source files,
+    crossrank and torch versions, so a changed model or library is never covered by an old record)."""
+    import torch
+
+    from .. import __version__
+    from ..models.build import crossrank_home
+    from .onnx_export import cache_key, source_fingerprint
+
+    key = cache_key(
+        {
+            "source": source_fingerprint(Path(model_dir)),
+            "crossrank": __version__,
+            "torch": torch.__version__,
+        }
+    )
+    return crossrank_home() / "gates" / f"{key}-torch-{dtype}.json"
+
+
+def save_torch_gate(model_dir: str | Path, dtype: str, record: dict) -> Path:
+    import json
+
+    path = torch_gate_file(model_dir, dtype)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+    return path
+
+
+def torch_gate_passed(model_dir: str | Path, dtype: str) -> bool:
+    import json
+
+    try:
+        return bool(json.loads(torch_gate_file(model_dir, dtype).read_text(encoding="utf-8")).get("passed"))
+    except (OSError, ValueError):
+        return False

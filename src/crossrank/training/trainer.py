@@ -224,7 +224,7 @@ class Trainer:
                 if deadline and time.monotonic() > deadline:
                     logger.warning("max_time_minutes reached at step %d of %d; stopping", done, cfg.steps)
                     break
-        if stop_at is not None and done < cfg.steps:
+        if done > start:  # the end is a checkpoint too: a later --resume --steps N continues from here
             save_checkpoint(
                 cfg.output,
                 done,

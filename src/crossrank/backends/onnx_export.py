@@ -14,7 +14,6 @@ current code and source would produce is stale and is never used silently.
 
 from __future__ import annotations
 
-import contextlib
 import gc
 import hashlib
 import json
@@ -24,10 +23,10 @@ import shutil
 import tempfile
 import time
 import warnings
-from collections.abc import Iterator
 from pathlib import Path
 
 from ..errors import BackendError, optional_import
+from ..fsutil import file_lock, swap_in_folder
 
 logger = logging.getLogger(__name__)
 
@@ -151,7 +150,7 @@ def ensure_export(
             f"{final} exists and is not a crossrank ONNX export; choose an empty or new --out folder"
         )
     final.parent.mkdir(parents=True, exist_ok=True)
-    with _lock(final.parent / f".{final.name}.lock"):
+    with file_lock(final.parent / f".{final.name}.lock"):
         if is_current(final, fingerprint):
             return final
         for leftover in final.parent.glob(f".tmp-{final.name}.*"):  # from an interrupted export
@@ -316,26 +315,6 @@ def _quantize(fused: Path, out: Path, large: bool) -> None:
 
 def _swap_in(tmp: Path, final: Path) -> None:
     os.chmod(tmp, 0o755)
-    old = None
-    if final.exists():
-        old = Path(tempfile.mkdtemp(prefix=f".old-{final.name}.", dir=final.parent))
-        os.replace(final, old / final.name)
-    os.replace(tmp, final)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
+    swap_in_folder(tmp, final)
 
 
-@contextlib.contextmanager
-def _lock(path: Path) -> Iterator[None]:
-    """An exclusive inter-process lock, so two processes never export into the same folder at once."""
-    try:
-        import fcntl
-    except ImportError:  # pragma: no cover - Windows
-        yield
-        return
-    with open(path, "a+b") as fh:
-        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)

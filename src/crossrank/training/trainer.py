@@ -25,6 +25,11 @@ from .sentences import derive_sentence_records
 
 logger = logging.getLogger(__name__)
 
+# settings that may change between a run and its resumption without changing the trajectory
+_RUN_ONLY = frozenset(
+    {"steps", "output", "max_time_minutes", "threads", "eval_every", "save_every", "keep_checkpoints"}
+)
+
 
 def bf16_supported() -> bool:
     """True when this CPU (AVX-512 BF16 or AMX) runs bf16 matmuls natively."""
@@ -197,12 +202,7 @@ class Trainer:
             logger.info("no checkpoint in %s; starting from step 0", self.config.output)
             return 0
         step, self.history, saved = load_checkpoint(found[-1], self.model, self.optimizer, self.scheduler)
-        changed = {
-            k
-            for k, v in saved.items()
-            if k not in ("steps", "output", "max_time_minutes", "threads")
-            and self.config.to_dict().get(k) != v
-        }
+        changed = {k for k, v in saved.items() if k not in _RUN_ONLY and self.config.to_dict().get(k) != v}
         if changed:
             logger.warning(
                 "resuming with changed settings %s; the run will differ from the original", sorted(changed)

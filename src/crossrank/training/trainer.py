@@ -225,17 +225,15 @@ class Trainer:
                     logger.warning("max_time_minutes reached at step %d of %d; stopping", done, cfg.steps)
                     break
         if done > start:  # the end is a checkpoint too: a later --resume --steps N continues from here
-            save_checkpoint(
-                cfg.output,
-                done,
-                self.model,
-                self.optimizer,
-                self.scheduler,
-                self.history,
-                cfg.to_dict(),
-                cfg.keep_checkpoints,
-            )
+            self._save(done)
         return self._finish(done)
+
+    def _save(self, done: int) -> None:
+        cfg = self.config
+        save_checkpoint(
+            cfg.output, done, self.model, self.optimizer, self.scheduler, self.history, cfg.to_dict(),
+            cfg.keep_checkpoints,
+        )
 
     def _progress(self, start: int):
         from tqdm.auto import tqdm
@@ -262,16 +260,7 @@ class Trainer:
         if done % 10 == 0:
             logger.info("step %d loss %.4f (mean of last %d)", done, sum(recent) / len(recent), len(recent))
         if cfg.save_every and done % cfg.save_every == 0 and done < cfg.steps:
-            save_checkpoint(
-                cfg.output,
-                done,
-                self.model,
-                self.optimizer,
-                self.scheduler,
-                self.history,
-                cfg.to_dict(),
-                cfg.keep_checkpoints,
-            )
+            self._save(done)
         if cfg.eval_every and done % cfg.eval_every == 0:
             self._log_validation(done)
 

@@ -154,29 +154,24 @@ def _window(result) -> dict[str, Any]:
     return {"index": w.index, "start": w.start, "end": w.end, "count": w.count, "truncated": result.truncated}
 
 
+def _item(job: RerankJob, r, score_key: str, document_key: str, documents) -> dict[str, Any]:
+    """One result in a dialect's key names; the document and the window only when asked for."""
+    item: dict[str, Any] = {"index": r.index, score_key: r.logit if job.raw_scores else r.score}
+    if job.return_documents:
+        item[document_key] = documents[r.index]
+    if job.return_windows:
+        item["window"] = _window(r)
+    return item
+
+
 def tei_body(job: RerankJob, results: list) -> list[dict[str, Any]]:
     """TEI's bare array: ``index``, ``score`` (sigmoid unless ``raw_scores``), ``text`` when asked."""
-    out = []
-    for r in results:
-        item: dict[str, Any] = {"index": r.index, "score": r.logit if job.raw_scores else r.score}
-        if job.return_documents:
-            item["text"] = job.texts[r.index]
-        if job.return_windows:
-            item["window"] = _window(r)
-        out.append(item)
-    return out
+    return [_item(job, r, "score", "text", job.texts) for r in results]
 
 
 def documents_body(job: RerankJob, results: list, model: str, tokens: int, threshold: float | None) -> dict:
     """The Cohere/Jina/vLLM superset body."""
-    items = []
-    for r in results:
-        item: dict[str, Any] = {"index": r.index, "relevance_score": r.logit if job.raw_scores else r.score}
-        if job.return_documents:
-            item["document"] = job.documents[r.index]
-        if job.return_windows:
-            item["window"] = _window(r)
-        items.append(item)
+    items = [_item(job, r, "relevance_score", "document", job.documents) for r in results]
     body: dict[str, Any] = {
         "id": str(uuid.uuid4()),
         "model": model,

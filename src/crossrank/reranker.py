@@ -9,7 +9,7 @@ from typing import Any
 
 from .backends.base import Backend
 from .errors import InvalidInputError
-from .scoring import DEFAULT_MAX_DOCUMENT_CHARS, ScoreOptions, ScoringEngine, check_text
+from .scoring import DEFAULT_MAX_DOCUMENT_CHARS, ScoreOptions, ScoringEngine, as_pair_list, check_text
 from .thresholds import select, sigmoid
 from .types import PairScore, RerankResult
 
@@ -154,9 +154,7 @@ class Reranker:
 
         A single ``[query, passage]`` pair is accepted and also returns a one-element list.
         """
-        if len(pairs) == 2 and all(isinstance(x, str) for x in pairs):
-            pairs = [pairs]
-        scores = [s.logit for s in self.engine.score_pairs(pairs)]
+        scores = [s.logit for s in self.engine.score_pairs(as_pair_list(pairs))]
         return [sigmoid(s) for s in scores] if normalize else scores
 
     def rerank(

@@ -59,6 +59,13 @@ class _Feature:
     types: list[int]
 
 
+def as_pair_list(pairs):
+    """FlagEmbedding's convention: one ``[query, passage]`` pair may be passed bare; wrap it in a list."""
+    if isinstance(pairs, Sequence) and len(pairs) == 2 and all(isinstance(x, str) for x in pairs):
+        return [pairs]
+    return pairs
+
+
 def validate_pairs(pairs: Sequence, max_document_chars: int | None) -> list[tuple[str, str]]:
     """Check shape and content of (query, document) pairs without modifying the caller's objects."""
     if isinstance(pairs, str | bytes) or not isinstance(pairs, Sequence):

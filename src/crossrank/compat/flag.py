@@ -13,6 +13,7 @@ import logging
 from collections.abc import Sequence
 
 from ..reranker import Reranker
+from ..scoring import as_pair_list
 from ..thresholds import sigmoid
 
 logger = logging.getLogger(__name__)
@@ -76,8 +77,7 @@ class FlagReranker:
         **kwargs,
     ) -> list[float]:
         """Scores for ``[[query, passage], ...]`` (or one ``[query, passage]``), in input order."""
-        if len(sentence_pairs) == 2 and all(isinstance(x, str) for x in sentence_pairs):
-            sentence_pairs = [sentence_pairs]
+        sentence_pairs = as_pair_list(sentence_pairs)
         overrides = {}
         if max_length is not None:
             overrides["max_length"] = max_length

@@ -22,10 +22,15 @@ models: setup
 demo: models
 	$(BIN)/crossrank demo
 
+lint: setup
+	$(BIN)/ruff check .
+
 test: models
+	$(BIN)/ruff check .
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 test-fast: models
+	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
 
 clean:

@@ -14,7 +14,11 @@ from crossrank.retrieval import EmbeddedIndex, IndexConfig
 from crossrank.retrieval.sources import chunk_documents
 
 DOCS = [
-    {"id": "caffeine", "title": "Caffeine", "text": "Caffeine is a stimulant found in coffee, tea and cocoa."},
+    {
+        "id": "caffeine",
+        "title": "Caffeine",
+        "text": "Caffeine is a stimulant found in coffee, tea and cocoa.",
+    },
     {"id": "paris", "title": "Paris", "text": "Paris is the capital and largest city of France."},
     {"id": "beijing", "title": "北京", "text": "北京是中华人民共和国的首都。"},
 ]
@@ -31,7 +35,12 @@ def main() -> None:
         pipeline = Pipeline(index, reranker="embedded", k=10, top_n=2)
         hits = pipeline.search("中国的首都是哪里？")
         for hit in hits:
-            print(hit.rank, hit.chunk.id, f"first stage #{hit.first_stage_rank}", f"rerank {hit.rerank_score:.3f}")
+            print(
+                hit.rank,
+                hit.chunk.id,
+                f"first stage #{hit.first_stage_rank}",
+                f"rerank {hit.rerank_score:.3f}",
+            )
         messages = build_messages("中国的首都是哪里？", hits)
         if args.llm_base_url:
             print(chat(messages, base_url=args.llm_base_url, model=args.llm_model))

@@ -49,7 +49,9 @@ def test_score_reads_jsonl_pairs(tmp_path, tiny_xlmr_dir):
     result = crossrank("score", str(file), "--model", str(tiny_xlmr_dir))
     assert result.returncode == 0, result.stderr
     scores = [json.loads(line)["score"] for line in result.stdout.splitlines()]
-    expected = Reranker(str(tiny_xlmr_dir)).compute_score([["what is panda?", "hi"], ["what is panda?", "a bear from China"]])
+    expected = Reranker(str(tiny_xlmr_dir)).compute_score(
+        [["what is panda?", "hi"], ["what is panda?", "a bear from China"]]
+    )
     assert scores == pytest.approx(expected, abs=1e-6)
 
 
@@ -76,7 +78,9 @@ def test_rerank_table_and_threshold(tmp_path, tiny_xlmr_dir):
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines()[0].split() == ["rank", "index", "score", "window", "document"]
     assert len(result.stdout.splitlines()) == 3
-    none = crossrank("rerank", "-q", "document", "-d", str(file), "--model", str(tiny_xlmr_dir), "--threshold", "1")
+    none = crossrank(
+        "rerank", "-q", "document", "-d", str(file), "--model", str(tiny_xlmr_dir), "--threshold", "1"
+    )
     assert "no document passed the threshold" in none.stdout
 
 

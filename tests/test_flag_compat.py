@@ -42,7 +42,9 @@ def test_flag_truncates_where_reranker_windows(tiny_xlmr_dir):
     flag = FlagReranker(str(tiny_xlmr_dir), max_length=64)
     windowed = Reranker(str(tiny_xlmr_dir), max_length=64).score_pairs([("panda", long_doc)])[0]
     assert windowed.window.count > 1
-    first_window = Reranker(str(tiny_xlmr_dir), max_length=64, aggregate="first").score_pairs([("panda", long_doc)])
+    first_window = Reranker(str(tiny_xlmr_dir), max_length=64, aggregate="first").score_pairs(
+        [("panda", long_doc)]
+    )
     assert first_window[0].truncated and first_window[0].window.count == 1
     assert flag.compute_score(["panda", long_doc])[0] == first_window[0].logit
 

@@ -1,4 +1,5 @@
-"""Hub ids go through huggingface_hub's real code: found in a local HF cache offline, refused clearly otherwise."""
+"""Hub ids go through huggingface_hub's real code: found in a local HF cache offline, refused clearly
+otherwise."""
 
 from __future__ import annotations
 

@@ -99,7 +99,9 @@ def test_order_is_restored_after_length_sorting(tiny_xlmr_dir):
 
 def test_token_budget_batches():
     assert plan_batches([10, 9, 8, 3], batch_size=10, max_batch_tokens=20) == [[0, 1], [2, 3]]
-    assert plan_batches([50, 5], batch_size=10, max_batch_tokens=20) == [[0], [1]], "an oversize row runs alone"
+    assert plan_batches([50, 5], batch_size=10, max_batch_tokens=20) == [[0], [1]], (
+        "an oversize row runs alone"
+    )
     assert plan_batches([4, 4, 4], batch_size=2, max_batch_tokens=1000) == [[0, 1], [2]]
 
 

@@ -54,7 +54,7 @@ def test_aggregate_modes():
     assert aggregate(logits, "mean") == (2.0, 1)
     assert aggregate(logits, "first") == (1.0, 0)
     weights = [math.exp(x) for x in logits]
-    expected = sum(w * x for w, x in zip(weights, logits)) / sum(weights)
+    expected = sum(w * x for w, x in zip(weights, logits, strict=True)) / sum(weights)
     value, best = aggregate(logits, "weighted")
     assert value == pytest.approx(expected) and best == 1
     assert 2.0 < value < 3.0, "weighted lies between mean and max"

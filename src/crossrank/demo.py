@@ -22,7 +22,10 @@ FSD_DOCS = [
 ]
 FLAG_PAIRS = [
     ["what is panda?", "hi"],
-    ["what is panda?", "The giant panda is a bear species endemic to China, known for its black-and-white coat."],
+    [
+        "what is panda?",
+        "The giant panda is a bear species endemic to China, known for its black-and-white coat.",
+    ],
 ]
 
 

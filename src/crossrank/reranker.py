@@ -28,7 +28,8 @@ BACKENDS = ("auto", "torch", "onnx")
 
 
 def load_backend(name, model_dir, device: str | None, dtype: str):
-    """Create the backend called ``name`` for a resolved model folder (a ready backend object passes through)."""
+    """Create the backend called ``name`` for a resolved model folder (a ready backend object passes
+    through)."""
     if not isinstance(name, str):
         return name  # an object implementing crossrank.backends.base.Backend
     if name not in BACKENDS:
@@ -114,7 +115,11 @@ class Reranker:
         )
         self.engine = ScoringEngine(tokenizer, self.backend, options, batch_size, max_batch_tokens)
         logger.info(
-            "loaded %s (%s) on %s/%s", self.model.name, self.model.source, self.backend.name, self.backend.dtype
+            "loaded %s (%s) on %s/%s",
+            self.model.name,
+            self.model.source,
+            self.backend.name,
+            self.backend.dtype,
         )
 
     @property
@@ -145,7 +150,9 @@ class Reranker:
         """The default options with some fields replaced (validated)."""
         return self.engine.check_options(replace(self.options, **overrides))
 
-    def score_pairs(self, pairs: Sequence, options: ScoreOptions | None = None, progress=None) -> list[PairScore]:
+    def score_pairs(
+        self, pairs: Sequence, options: ScoreOptions | None = None, progress=None
+    ) -> list[PairScore]:
         """Score (query, document) pairs in input order, with window details. See :class:`PairScore`."""
         return self.engine.score_pairs(pairs, options, progress)
 
@@ -201,7 +208,9 @@ def rank(
     """Sort scored documents best first (ties by input index) and apply the cut-offs."""
     normalised = [sigmoid(s.logit) for s in scored]
     order = sorted(range(len(scored)), key=lambda i: (-scored[i].logit, i))
-    kept, _ = select([(i, normalised[i]) for i in order], top_n=top_n, threshold=threshold, min_score=min_score)
+    kept, _ = select(
+        [(i, normalised[i]) for i in order], top_n=top_n, threshold=threshold, min_score=min_score
+    )
     return [
         RerankResult(
             index=i,

@@ -41,7 +41,9 @@ class ScoreOptions:
 
     def validated(self) -> ScoreOptions:
         if self.aggregate not in AGGREGATES:
-            raise InvalidInputError(f"aggregate must be one of {', '.join(AGGREGATES)}, got {self.aggregate!r}")
+            raise InvalidInputError(
+                f"aggregate must be one of {', '.join(AGGREGATES)}, got {self.aggregate!r}"
+            )
         if self.truncate not in (None, *TRUNCATE_SIDES):
             raise InvalidInputError(f"truncate must be None, 'right' or 'left', got {self.truncate!r}")
         for name in ("window", "stride", "max_windows", "max_document_chars"):
@@ -75,7 +77,9 @@ def validate_pairs(pairs: Sequence, max_document_chars: int | None) -> list[tupl
     out = []
     for i, pair in enumerate(pairs):
         if isinstance(pair, str | bytes) or not isinstance(pair, Sequence) or len(pair) != 2:
-            raise InvalidInputError(f"pair {i} must be a [query, document] list of two strings, got {pair!r:.80}")
+            raise InvalidInputError(
+                f"pair {i} must be a [query, document] list of two strings, got {pair!r:.80}"
+            )
         query, doc = pair
         check_text(query, f"the query of pair {i}")
         check_text(doc, f"document {i}")
@@ -127,7 +131,11 @@ class ScoringEngine:
     ):
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise InvalidInputError(f"batch_size must be a positive integer, got {batch_size!r}")
-        if isinstance(max_batch_tokens, bool) or not isinstance(max_batch_tokens, int) or max_batch_tokens < 1:
+        if (
+            isinstance(max_batch_tokens, bool)
+            or not isinstance(max_batch_tokens, int)
+            or max_batch_tokens < 1
+        ):
             raise InvalidInputError(f"max_batch_tokens must be a positive integer, got {max_batch_tokens!r}")
         self.tokenizer = tokenizer
         self.backend = backend
@@ -201,11 +209,15 @@ class ScoringEngine:
             if types is not None:
                 types[r, : len(row.types)] = row.types
         try:
-            out = np.asarray(self.backend.forward(Batch(input_ids, mask, types)), dtype=np.float32).reshape(-1)
+            out = np.asarray(
+                self.backend.forward(Batch(input_ids, mask, types)), dtype=np.float32
+            ).reshape(-1)
         except BackendError:
             raise
         except Exception as exc:  # a backend failure must surface as one clear error type
-            raise BackendError(f"{self.backend.name} forward pass failed on a batch of {input_ids.shape}: {exc}") from exc
+            raise BackendError(
+                f"{self.backend.name} forward pass failed on a batch of {input_ids.shape}: {exc}"
+            ) from exc
         if out.shape[0] != len(rows):
             raise BackendError(f"{self.backend.name} returned {out.shape[0]} logits for {len(rows)} rows")
         if not np.isfinite(out).all():
@@ -215,7 +227,9 @@ class ScoringEngine:
             )
         return out
 
-    def _collect(self, features, logits, layouts, encoded: list[EncodedText], pairs, mode: str) -> list[PairScore]:
+    def _collect(
+        self, features, logits, layouts, encoded: list[EncodedText], pairs, mode: str
+    ) -> list[PairScore]:
         per_pair: list[list[float]] = [[] for _ in pairs]
         for feature, value in zip(features, logits, strict=True):
             per_pair[feature.pair].append(float(value))

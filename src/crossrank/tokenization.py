@@ -104,10 +104,14 @@ class PairTokenizer:
         self.backend.no_truncation()
         self.template = _template_from(self.backend)
         self.pad_id = pad_id
-        self.model_max_length = model_max_length if model_max_length and model_max_length < 1_000_000 else None
+        self.model_max_length = (
+            model_max_length if model_max_length and model_max_length < 1_000_000 else None
+        )
         # BERT-style models tell the segments apart by token type; XLM-R's types are all 0.
         t = self.template
-        self.uses_token_types = any((*t.prefix_types, t.query_type, *t.middle_types, t.passage_type, *t.suffix_types))
+        self.uses_token_types = any(
+            (*t.prefix_types, t.query_type, *t.middle_types, t.passage_type, *t.suffix_types)
+        )
         self.max_length, self.query_max_length = self.check_lengths(max_length, query_max_length)
 
     @classmethod

@@ -18,9 +18,9 @@ PAIRS = [
     ("法国的首都是哪里？", "卢瓦尔河是法国最长的河流。"),
 ]
 GOLDEN = [8.59695, 1.86371, -7.48904, -8.41261, -16.04688, -14.31288]
-# Recorded from the assembled model (fp16-stored weights, fp32 inference). Rerunning on this CPU reproduces them
-# to ~1e-5; the allowance covers other CPUs' fp32 kernels. (fp16 storage itself moves logits by up to ~6e-3
-# against the fp32 trained weights; that difference is baked into these values.)
+# Recorded from the assembled model (fp16-stored weights, fp32 inference). Rerunning on this CPU reproduces
+# them to ~1e-5; the allowance covers other CPUs' fp32 kernels. (fp16 storage itself moves logits by up to
+# ~6e-3 against the fp32 trained weights; that difference is baked into these values.)
 TOLERANCE = 1e-3
 
 

@@ -85,7 +85,8 @@ def check_export_folder(folder: Path, dtype: str | None = None, opset: int = DEF
     if dtype not in (None, "auto", manifest.get("dtype")):
         raise InvalidInputError(
             f"{folder} holds a {manifest.get('dtype')} export, not {dtype}; export it again with "
-            f"crossrank export {manifest.get('source_path', 'MODEL')} {'--int8 ' if dtype == 'int8' else ''}--out DIR"
+            f"crossrank export {manifest.get('source_path', 'MODEL')} "
+            f"{'--int8 ' if dtype == 'int8' else ''}--out DIR"
         )
     return manifest
 

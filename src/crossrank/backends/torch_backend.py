@@ -21,7 +21,9 @@ def resolve_device(device: str | None) -> str:
     if device in (None, "auto"):
         return "cuda" if torch.cuda.is_available() else "cpu"
     if device.startswith("cuda") and not torch.cuda.is_available():
-        raise InvalidInputError(f"device={device!r} was requested but CUDA is not available; use device='cpu'")
+        raise InvalidInputError(
+            f"device={device!r} was requested but CUDA is not available; use device='cpu'"
+        )
     return device
 
 

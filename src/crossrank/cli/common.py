@@ -14,14 +14,20 @@ from ..errors import InvalidInputError
 def add_model_args(parser: argparse.ArgumentParser) -> None:
     """The options every model-running command takes."""
     parser.add_argument("--model", default="embedded", help="'embedded', a local model folder or a hub id")
-    parser.add_argument("--backend", default="auto", choices=["auto", "torch", "onnx"], help="inference backend")
+    parser.add_argument(
+        "--backend", default="auto", choices=["auto", "torch", "onnx"], help="inference backend"
+    )
     parser.add_argument("--device", default=None, help="cpu, cuda, cuda:N (default: cuda when available)")
     parser.add_argument("--dtype", default="auto", choices=["auto", "fp32", "bf16", "fp16", "int8"],
                         help="weights dtype (int8: ONNX backend)")
     parser.add_argument("--max-length", type=int, default=512, help="tokens per (query, window) pair")
     parser.add_argument("--batch-size", type=int, default=32, help="rows per forward pass at most")
-    parser.add_argument("--window", type=int, default=None, help="passage tokens per window (default: all that fit)")
-    parser.add_argument("--stride", type=int, default=None, help="tokens between window starts (default 3/4 window)")
+    parser.add_argument(
+        "--window", type=int, default=None, help="passage tokens per window (default: all that fit)"
+    )
+    parser.add_argument(
+        "--stride", type=int, default=None, help="tokens between window starts (default 3/4 window)"
+    )
     parser.add_argument(
         "--aggregate", default="max", choices=["max", "mean", "weighted", "first"], help="window aggregation"
     )
@@ -59,7 +65,9 @@ def parse_json_line(line: str, number: int, path: str):
     try:
         return json.loads(line)
     except json.JSONDecodeError as exc:
-        raise InvalidInputError(f"{path}:{number}: not valid JSON ({exc.msg}); each line must be one JSON value") from None
+        raise InvalidInputError(
+            f"{path}:{number}: not valid JSON ({exc.msg}); each line must be one JSON value"
+        ) from None
 
 
 class Progress:

@@ -18,7 +18,9 @@ def register(sub) -> None:
     build.set_defaults(func=run_build)
     listing = actions.add_parser("list", help="list buildable models and whether they are built")
     listing.set_defaults(func=run_list)
-    path = actions.add_parser("path", help="print the local folder of an assembled model (builds it if needed)")
+    path = actions.add_parser(
+        "path", help="print the local folder of an assembled model (builds it if needed)"
+    )
     path.add_argument("name", help="model name (see 'models list')")
     path.set_defaults(func=run_path)
 
@@ -29,7 +31,9 @@ def _check_names(names: list[str]) -> None:
 
     unknown = [n for n in names if n not in BUILDABLE_MODELS]
     if unknown:
-        raise ModelNotFoundError(f"unknown model(s) {', '.join(unknown)}; choose from {', '.join(BUILDABLE_MODELS)}")
+        raise ModelNotFoundError(
+            f"unknown model(s) {', '.join(unknown)}; choose from {', '.join(BUILDABLE_MODELS)}"
+        )
 
 
 def run_build(args: argparse.Namespace) -> int:

@@ -52,12 +52,15 @@ def run(args: argparse.Namespace) -> int:
     reranker = load_reranker(args)
     progress = Progress("reranking")
     try:
-        results = reranker.rerank(args.query, documents, top_n=args.top_n, threshold=args.threshold, progress=progress)
+        results = reranker.rerank(
+            args.query, documents, top_n=args.top_n, threshold=args.threshold, progress=progress
+        )
     finally:
         progress.close()
     if args.json:
         payload = [
-            {"index": r.index, "score": r.score, "document": r.document, "window": asdict(r.window)} for r in results
+            {"index": r.index, "score": r.score, "document": r.document, "window": asdict(r.window)}
+            for r in results
         ]
         sys.stdout.write(json.dumps(payload, ensure_ascii=False, indent=2) + "\n")
         return 0

@@ -89,4 +89,6 @@ class FlagReranker:
             self._instruct(sentence_pairs), options, batch_size=batch_size or self.batch_size
         )
         logits = [s.logit for s in scored]
-        return [sigmoid(x) for x in logits] if (self.normalize if normalize is None else normalize) else logits
+        return (
+            [sigmoid(x) for x in logits] if (self.normalize if normalize is None else normalize) else logits
+        )

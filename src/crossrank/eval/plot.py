@@ -18,7 +18,9 @@ def plot_comparison(result: dict, path: str | Path) -> Path:
     series = [("first stage (" + str(config.get("first_stage", "?")) + ")", result["first_stage"], "#8da0cb")]
     if result.get("reranked"):
         info = config.get("reranker") or {}
-        label = f"reranked ({info.get('model', '?')}{', untrained head' if info.get('trained') is False else ''})"
+        label = (
+            f"reranked ({info.get('model', '?')}{', untrained head' if info.get('trained') is False else ''})"
+        )
         series.append((label, result["reranked"], "#fc8d62"))
     width = 0.8 / len(series)
     fig, ax = plt.subplots(figsize=(8, 4.5), dpi=110)

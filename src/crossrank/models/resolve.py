@@ -43,7 +43,8 @@ def check_cross_encoder(config: dict, name: str) -> None:
     if not any(a.endswith("ForSequenceClassification") for a in architectures):
         raise UnsupportedModelError(
             f"{name} is a {', '.join(architectures) or 'model without architectures'}, not a cross-encoder: "
-            "crossrank needs a *ForSequenceClassification model with one label (e.g. BAAI/bge-reranker-v2-m3). "
+            "crossrank needs a *ForSequenceClassification model with one label "
+            "(e.g. BAAI/bge-reranker-v2-m3). "
             "An embedding model (bi-encoder) cannot rerank; train a head with `crossrank train` first."
         )
     n_labels = len(config.get("id2label") or {}) or config.get("num_labels", 2)
@@ -77,7 +78,8 @@ def _from_hub(ref: str) -> Path:
             return Path(snapshot_download(ref, allow_patterns=patterns, local_files_only=True))
         except (LocalEntryNotFoundError, OSError, ValueError):
             raise ModelNotFoundError(
-                f"model {ref!r} could not be fetched from the Hugging Face hub ({type(online_error).__name__}) "
+                f"model {ref!r} could not be fetched from the Hugging Face hub "
+                f"({type(online_error).__name__}) "
                 f"and is not in the local cache. Use {ALTERNATIVES}."
             ) from None
 

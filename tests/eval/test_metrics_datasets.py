@@ -43,6 +43,9 @@ def test_sentence_split_and_answer_spans():
     assert answer_spans(context, [{"text": "北京", "answer_start": 4}]) == [(4, 6)]
     assert answer_spans(context, [{"text": "高兴", "answer_start": 99}]) == [(9, 11)]  # wrong start: search
     assert answer_spans(context, [{"text": "上海", "answer_start": 0}]) == []
+    twice = "北京很大。我爱北京。"  # an offset that is off by one picks the nearest occurrence, not the first
+    assert answer_spans(twice, [{"text": "北京", "answer_start": 8}]) == [(7, 9)]
+    assert answer_spans(twice, [{"text": "北京", "answer_start": None}]) == [(0, 2)]
 
 
 @pytest.mark.parametrize(
@@ -51,7 +54,7 @@ def test_sentence_split_and_answer_spans():
         ("arguana", "beir", 1406, 8674, None),
         ("wikiqa", "wikiqa", 126, 1119, 1130),
         ("cmrc2018", "cmrc", 1002, 256, None),
-        ("cmrc2018", "cmrc-sent", 1002, 3056, 12019),
+        ("cmrc2018", "cmrc-sent", 1000, 3056, 11998),  # 2 blank questions skipped
     ],
 )
 def test_loaders_on_the_real_data(shared_data, folder, fmt, n_queries, corpus, n_candidates):
@@ -76,6 +79,18 @@ def test_cmrc_sentence_relevance_overlaps_the_answer(shared_data):
     answer = qa["answers"][0]["text"]
     relevant = [evalset.corpus[s][1] for s in evalset.qrels[str(qa["id"])]]
     assert any(answer in sentence or sentence in answer for sentence in relevant)
+    assert "2 blank questions skipped" in evalset.notes
+
+
+def test_heldout_cmrc_tasks_are_the_eval_loaders(shared_data):
+    from crossrank.training.heldout import cmrc_sentence_tasks
+
+    evalset = load_dataset(shared_data / "cmrc2018", "cmrc-sent")
+    tasks = cmrc_sentence_tasks(shared_data / "cmrc2018")
+    assert [t.qid for t in tasks] == list(evalset.queries)
+    first = tasks[0]
+    assert first.candidates == tuple(evalset.corpus[c][1] for c in evalset.candidates[first.qid])
+    assert sum(first.labels) == len(evalset.qrels[first.qid])
 
 
 def test_bad_dataset_input(tmp_path, shared_data):

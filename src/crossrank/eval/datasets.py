@@ -180,14 +180,18 @@ def load_cmrc(folder: Path) -> EvalSet:
 
 
 def answer_spans(context: str, answers: list[dict]) -> list[tuple[int, int]]:
-    """Character spans of the answers; a wrong or missing ``answer_start`` falls back to the first match."""
+    """Character spans of the answers. A few CMRC offsets are off by one or missing: then the occurrence
+    of the answer text nearest to the given offset is taken."""
     spans = []
     for answer in answers:
         text, start = answer.get("text", ""), answer.get("answer_start", -1)
         if not text:
             continue
-        if not (isinstance(start, int) and 0 <= start and context[start : start + len(text)] == text):
-            start = context.find(text)
+        if not isinstance(start, int) or isinstance(start, bool):
+            start = -1
+        if not (0 <= start and context[start : start + len(text)] == text):
+            found = [m.start() for m in re.finditer(re.escape(text), context)]
+            start = min(found, key=lambda i: abs(i - max(start, 0)), default=-1)
         if start >= 0:
             spans.append((start, start + len(text)))
     return spans
@@ -196,13 +200,16 @@ def answer_spans(context: str, answers: list[dict]) -> list[tuple[int, int]]:
 def load_cmrc_sentences(folder: Path) -> EvalSet:
     """Answer-sentence selection: candidates are the sentences of the question's paragraph; relevant are
     those overlapping an answer span."""
-    queries, corpus, qrels, candidates, skipped = {}, {}, {}, {}, 0
+    queries, corpus, qrels, candidates, skipped, blank = {}, {}, {}, {}, 0, 0
     for pid, _title, paragraph in _squad_paragraphs(folder):
         context = paragraph["context"]
         sentences = split_sentences(context)
         ids = [f"{pid}-s{n}" for n in range(len(sentences))]
         corpus.update((sid, ("", context[s:e])) for sid, (s, e) in zip(ids, sentences, strict=True))
         for qa in paragraph.get("qas", []):
+            if not qa.get("question", "").strip():  # CMRC 2018 trial has a blank question
+                blank += 1
+                continue
             spans = answer_spans(context, qa.get("answers", []))
             relevant = {
                 sid: 1
@@ -215,6 +222,7 @@ def load_cmrc_sentences(folder: Path) -> EvalSet:
             qid = str(qa["id"])
             queries[qid], qrels[qid], candidates[qid] = qa["question"], relevant, ids
     notes = [f"{skipped} questions skipped: no answer span found in the paragraph"] if skipped else []
+    notes += [f"{blank} blank questions skipped"] if blank else []
     return EvalSet(folder.name + "-sent", queries, corpus, qrels, candidates, notes)
 
 

@@ -11,7 +11,6 @@ import argparse
 import csv
 import json
 import logging
-import re
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -20,9 +19,6 @@ from pathlib import Path
 from .metrics import ranking_metrics
 
 logger = logging.getLogger(__name__)
-
-_CMRC_END = re.compile(r"(?<=[。！？!?])")
-
 
 @dataclass(frozen=True, slots=True)
 class Task:
@@ -45,41 +41,18 @@ def wikiqa_tasks(path: str | Path) -> list[Task]:
     return [Task(q, text, tuple(c), tuple(lab)) for q, (text, c, lab) in grouped.items() if any(lab)]
 
 
-def cmrc_sentence_tasks(path: str | Path) -> list[Task]:
-    """CMRC 2018 as answer-sentence selection: the question's paragraph split after 。！？!?; a sentence is
-    relevant when it overlaps an answer span. Questions without a located answer, or blank, are left out."""
-    data = json.loads(Path(path).read_text(encoding="utf-8"))
-    tasks = []
-    for article in data["data"]:
-        for para in article["paragraphs"]:
-            context = para["context"]
-            spans, start = [], 0
-            for piece in _CMRC_END.split(context):
-                spans.append((start, start + len(piece)))
-                start += len(piece)
-            spans = [(a, b) for a, b in spans if context[a:b].strip()]
-            for qa in para["qas"]:
-                answers = _answer_spans(context, qa.get("answers", []))
-                labels = tuple(int(any(a < e and s < b for s, e in answers)) for a, b in spans)
-                if any(labels) and qa["question"].strip():  # one trial question is blank
-                    cands = tuple(context[a:b].strip() for a, b in spans)
-                    tasks.append(Task(qa["id"], qa["question"], cands, labels))
-    return tasks
+def cmrc_sentence_tasks(folder: str | Path) -> list[Task]:
+    """CMRC 2018 as answer-sentence selection, exactly as ``crossrank eval --format cmrc-sent`` loads it
+    (:func:`crossrank.eval.datasets.load_cmrc_sentences`): candidates are the sentences of the question's
+    paragraph, relevant are those overlapping an answer span."""
+    from ..eval.datasets import load_dataset
 
-
-def _answer_spans(context: str, answers: Sequence[dict]) -> list[tuple[int, int]]:
-    out = []
-    for ans in answers:
-        text, start = ans.get("text", ""), ans.get("answer_start", -1)
-        if not text:
-            continue
-        if not (isinstance(start, int) and context[start : start + len(text)] == text):
-            # a few CMRC offsets are off by one: take the occurrence nearest to the given offset
-            found = [i for i in range(len(context)) if context.startswith(text, i)]
-            start = min(found, key=lambda i: abs(i - (start if isinstance(start, int) else 0)), default=-1)
-        if start >= 0:
-            out.append((start, start + len(text)))
-    return out
+    es = load_dataset(folder, "cmrc-sent")
+    return [
+        Task(q, text, tuple(es.corpus[c][1] for c in es.candidates[q]),
+             tuple(int(c in es.qrels[q]) for c in es.candidates[q]))
+        for q, text in es.queries.items()
+    ]
 
 
 def record_tasks(records, per_source: int, max_candidates: int) -> list[Task]:
@@ -151,7 +124,7 @@ def build_sets(args: argparse.Namespace) -> dict[str, list[Task]]:
     if "wikiqa" in wanted:
         sets["wikiqa_dev"] = wikiqa_tasks(shared / "wikiqa" / "WikiQA-dev.tsv")
     if "cmrc" in wanted:
-        cmrc = cmrc_sentence_tasks(shared / "cmrc2018" / "cmrc2018_trial.json")
+        cmrc = cmrc_sentence_tasks(shared / "cmrc2018")
         sets["cmrc2018_trial_sentences"] = cmrc[: args.cmrc_limit]
     if "heldout" in wanted:
         slices = heldout_permissive(args.recipe, args.per_source, args.max_candidates)

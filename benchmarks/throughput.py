@@ -248,8 +248,11 @@ def gemm_peaks(m: int = 2048, k: int = 1024, n: int = 4096, reps: int = 3) -> di
     out = {}
     a, b = torch.randn(m, k), torch.randn(k, n)
     out["torch fp32"] = best(lambda: a @ b)
-    ab, bb = a.bfloat16(), b.bfloat16()
-    out["torch bf16"] = best(lambda: ab @ bb)
+    from crossrank.backends.torch_backend import cpu_supports_bf16
+
+    if cpu_supports_bf16():  # emulated bf16 runs ~300x slower than fp32: minutes for nothing
+        ab, bb = a.bfloat16(), b.bfloat16()
+        out["torch bf16"] = best(lambda: ab @ bb)
 
     def session(node, inputs, inits, out_type):
         graph = helper.make_graph(
@@ -336,15 +339,25 @@ def describe_machine(threads: int) -> str:
                 break
     except OSError:
         pass
-    flags = open("/proc/cpuinfo", encoding="utf-8").read() if os.path.exists("/proc/cpuinfo") else ""
-    isa = [f for f in ("avx512f", "avx512_vnni", "avx512_bf16", "amx_tile") if f in flags]
-    load = os.getloadavg()
+    flags = set()
+    if os.path.exists("/proc/cpuinfo"):
+        for line in open("/proc/cpuinfo", encoding="utf-8"):
+            if line.startswith("flags"):
+                flags = set(line.split(":", 1)[1].split())
+                break
+    wanted = ("avx2", "fma", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_tile")
+    isa = [f for f in wanted if f in flags]
+    load = os.getloadavg()[0]
+    busy = (
+        "busy with other jobs, so absolute numbers are depressed and noisy"
+        if load > 0.5 * psutil.cpu_count()
+        else "otherwise idle"
+    )
     return (
-        f"{cpu}, {psutil.cpu_count()} logical cores ({', '.join(isa)}), "
-        f"{psutil.virtual_memory().total / 2**30:.0f} GiB RAM, {platform.python_version()}, "
-        f"{threads} threads; "
-        f"load average at start {load[0]:.1f} — SHARED with other engineers' jobs, so absolute numbers are "
-        "depressed and noisy; ratios measured in the same run are what to read"
+        f"{cpu}, {psutil.cpu_count()} logical cores ({', '.join(isa) or 'ISA flags unknown'}), "
+        f"{psutil.virtual_memory().total / 2**30:.0f} GiB RAM, Python {platform.python_version()}, "
+        f"{threads} threads; load average at start {load:.1f} ({busy}); "
+        "ratios measured in the same run are what to read"
     )
 
 
@@ -401,8 +414,9 @@ def main() -> None:
     print(
         "# GEMM peaks (GFLOP/s, GOP/s for int8), start → end of run: "
         + ", ".join(
-            f"{k} {peaks.get(k, 0):.0f}→{peaks_end.get(k, 0):.0f}"
+            f"{k} {peaks[k]:.0f}→{peaks_end.get(k, 0):.0f}"
             for k in ("torch fp32", "torch bf16", "ORT fp32", "ORT int8")
+            if k in peaks
         )
     )
     base = next(
@@ -420,7 +434,9 @@ def main() -> None:
             print(f"| {r['method']} | — | — | — | — | — | — | error: {r['error'][:150]} |")
             continue
         kernel = PEAK_OF.get(r["method"], "torch fp32")
-        frac = r["pairs_per_s"] * fpp / 1e9 / peak[kernel] if peak.get(kernel) else float("nan")
+        frac = f"{r['pairs_per_s'] * fpp / 1e9 / peak[kernel]:.1%}" if peak.get(kernel) else "—"
+        if kernel == "torch bf16" and kernel not in peak:
+            frac, kernel = "—", "no native bf16 on this CPU: emulated"
         ratio = f"{r['pairs_per_s'] / base:.2f}×" if base else "—"
         outside = f"{r['outside_forward']:.1%}"
         if "tokenize_s" in r:
@@ -432,7 +448,7 @@ def main() -> None:
             verdict = "passed" if g["passed"] else "FAILED"
             note += f"gate {verdict}: ρ̄ {g['spearman_mean']:.4f}, top-1 {g['top1_agreement']:.0%}"
         print(
-            f"| {r['method']} | {r['pairs_per_s']:.2f} | {ratio} | {frac:.1%} ({kernel}) | {outside} | "
+            f"| {r['method']} | {r['pairs_per_s']:.2f} | {ratio} | {frac} ({kernel}) | {outside} | "
             f"{padding} | {r['peak_rss_mb']:.0f} | {note} |"
         )
     print(

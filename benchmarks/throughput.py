@@ -29,7 +29,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 DATA = Path(os.environ.get("CROSSRANK_SHARED_DATA", HERE.parents[1] / "shared" / "data"))
-PEER_METHODS = ("sentence-transformers", "flagembedding", "transformers")
+PEER_METHODS = ("sentence-transformers", "flagembedding", "flagembedding-unsorted", "transformers")
 CROSSRANK_METHODS = (
     "crossrank-torch-fp32",
     "crossrank-torch-bf16",
@@ -171,7 +171,7 @@ def run_method(method: str, mdir: Path, pairs, batch_size: int, rounds: int) -> 
                 with torch.inference_mode():
                     out += torch.sigmoid(hf(**enc).logits[:, 0].float()).tolist()
             return out
-    elif method == "flagembedding":
+    elif method.startswith("flagembedding"):
         try:
             import FlagEmbedding  # noqa: F401
 
@@ -187,7 +187,15 @@ def run_method(method: str, mdir: Path, pairs, batch_size: int, rounds: int) -> 
         timed = TimedBackend(flag.reranker.engine.backend)
         flag.reranker.engine.backend = timed
         clock = timed
-        run = lambda p: flag.compute_score(p, normalize=True)  # noqa: E731
+        if method == "flagembedding":
+            run = lambda p: flag.compute_score(p, normalize=True)  # noqa: E731
+        else:  # sorting off: batches formed in input order (sorting inside one batch changes no padding)
+
+            def run(p):
+                out = []
+                for s in range(0, len(p), batch_size):
+                    out += flag.compute_score(p[s : s + batch_size], normalize=True)
+                return out
     else:
         from crossrank import Reranker
         from crossrank.reranker import load_backend

@@ -20,7 +20,6 @@ import os
 import shutil
 import tempfile
 import time
-import warnings
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -28,44 +27,29 @@ DATA = Path(os.environ.get("CROSSRANK_SHARED_DATA", HERE.parents[1] / "shared" /
 
 
 def variants(model_file: Path) -> dict[str, list[str]]:
-    """Variant name -> nodes kept in fp32."""
+    """Variant name -> nodes kept in fp32 besides the head (which crossrank's quantiser always keeps)."""
     import onnx
 
     graph = onnx.load(str(model_file), load_external_data=False).graph
-    head = [
-        n.name
-        for n in graph.node
-        if "pooler" in n.name or "classifier" in n.name or any(o.startswith("logits") for o in n.output)
-    ]
     matmuls = [n.name for n in graph.node if n.op_type == "MatMul"]
     attention = [n.name for n in graph.node if n.op_type == "Attention"]
     ffn_down = [n for n in matmuls if "/output/dense" in n and "attention" not in n]
     ffn_up = [n for n in matmuls if "intermediate" in n]
     return {
-        "all": head,
-        "no-ffn-down": head + ffn_down,
-        "attention-only": head + ffn_down + ffn_up,
-        "no-attention-op": head + attention,
-        "linear-only-no-down": head + attention + ffn_down,
+        "all": [],
+        "no-ffn-down": ffn_down,
+        "attention-only": ffn_down + ffn_up,
+        "no-attention-op": attention,
+        "linear-only-no-down": attention + ffn_down,
     }
 
 
 def quantise(source: Path, out: Path, keep_fp32: list[str]) -> None:
-    import onnx
-    from onnxruntime.quantization import QuantType, quantize_dynamic
+    """A copy of the fp32 export folder ``source`` with its graph quantised by crossrank's own quantiser."""
+    from crossrank.backends.onnx_export import quantize_int8
 
     shutil.copytree(source, out)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        quantize_dynamic(
-            str(source / "model.onnx"),
-            str(out / "model.onnx"),
-            weight_type=QuantType.QInt8,
-            per_channel=True,
-            op_types_to_quantize=["MatMul", "Attention"],
-            nodes_to_exclude=keep_fp32,
-            extra_options={"MatMulConstBOnly": True, "DefaultTensorType": onnx.TensorProto.FLOAT},
-        )
+    quantize_int8(source / "model.onnx", out / "model.onnx", keep_fp32=keep_fp32)
     manifest = json.loads((out / "crossrank-onnx.json").read_text(encoding="utf-8"))
     manifest.update(dtype="int8", gate=None)
     (out / "crossrank-onnx.json").write_text(json.dumps(manifest), encoding="utf-8")

@@ -23,6 +23,7 @@ import shutil
 import tempfile
 import time
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
 
 from ..errors import BackendError, optional_import
@@ -190,7 +191,7 @@ def _export_into(model_dir: Path, final: Path, fingerprint: dict, dtype: str, op
         if dtype == "int8":  # quantise the (cached) fused fp32 export: no second trace, half the memory
             base = ensure_export(model_dir, "fp32", opset)
             stats = read_manifest(base)["fused_operators"]
-            _quantize(base / MODEL_FILE, tmp / MODEL_FILE, large)
+            quantize_int8(base / MODEL_FILE, tmp / MODEL_FILE, large=large)
         else:
             raw = tmp / "raw" / MODEL_FILE
             raw.parent.mkdir()
@@ -288,17 +289,23 @@ def _fuse(raw: Path, out: Path, config: dict, large: bool) -> dict:
     return stats
 
 
-def _quantize(fused: Path, out: Path, large: bool) -> None:
-    import onnx
-
-    quantization = optional_import("onnxruntime.quantization", "onnx")
-    graph = onnx.load(str(fused), load_external_data=False).graph
-    # The pooler and the classification head are a sliver of the compute and decide the last digits.
-    keep_fp32 = [
+def head_nodes(graph) -> list[str]:
+    """Names of the pooler and classification-head nodes: a sliver of the compute that decides the last
+    digits, so int8 quantisation always keeps them in fp32."""
+    return [
         n.name
         for n in graph.node
         if "pooler" in n.name or "classifier" in n.name or any(o.startswith("logits") for o in n.output)
     ]
+
+
+def quantize_int8(fused: Path, out: Path, *, keep_fp32: Sequence[str] = (), large: bool = False) -> None:
+    """Dynamic int8 (per-channel weights) of the fused fp32 graph ``fused`` into ``out``; the head and the
+    nodes named in ``keep_fp32`` stay fp32."""
+    import onnx
+
+    quantization = optional_import("onnxruntime.quantization", "onnx")
+    graph = onnx.load(str(fused), load_external_data=False).graph
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         quantization.quantize_dynamic(
@@ -307,7 +314,7 @@ def _quantize(fused: Path, out: Path, large: bool) -> None:
             weight_type=quantization.QuantType.QInt8,
             per_channel=True,
             op_types_to_quantize=["MatMul", "Attention"],
-            nodes_to_exclude=keep_fp32,
+            nodes_to_exclude=head_nodes(graph) + list(keep_fp32),
             use_external_data_format=large,
             extra_options={"MatMulConstBOnly": True, "DefaultTensorType": onnx.TensorProto.FLOAT},
         )
@@ -316,5 +323,3 @@ def _quantize(fused: Path, out: Path, large: bool) -> None:
 def _swap_in(tmp: Path, final: Path) -> None:
     os.chmod(tmp, 0o755)
     swap_in_folder(tmp, final)
-
-

@@ -83,14 +83,17 @@ def test_cmrc_sentence_relevance_overlaps_the_answer(shared_data):
 
 
 def test_heldout_cmrc_tasks_are_the_eval_loaders(shared_data):
-    from crossrank.training.heldout import cmrc_sentence_tasks
+    from crossrank.training.heldout import candidate_tasks
 
     evalset = load_dataset(shared_data / "cmrc2018", "cmrc-sent")
-    tasks = cmrc_sentence_tasks(shared_data / "cmrc2018")
+    tasks = candidate_tasks(shared_data / "cmrc2018", "cmrc-sent")
     assert [t.qid for t in tasks] == list(evalset.queries)
     first = tasks[0]
     assert first.candidates == tuple(evalset.corpus[c][1] for c in evalset.candidates[first.qid])
     assert sum(first.labels) == len(evalset.qrels[first.qid])
+    wikiqa = candidate_tasks(shared_data / "wikiqa", "wikiqa")
+    assert len(wikiqa) == 126 and sum(len(t.candidates) for t in wikiqa) == 1130
+    assert all(any(t.labels) for t in wikiqa)
 
 
 def test_bad_dataset_input(tmp_path, shared_data):

@@ -8,7 +8,6 @@ Data is read in place from the shared folder; nothing here is ever trained on.
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import logging
 import sys
@@ -30,27 +29,22 @@ class Task:
     labels: tuple[int, ...]
 
 
-def wikiqa_tasks(path: str | Path) -> list[Task]:
-    """WikiQA (TSV) questions with at least one correct sentence; candidates in file order."""
-    grouped: dict[str, tuple[str, list[str], list[int]]] = {}
-    with open(path, encoding="utf-8", newline="") as fh:
-        for row in csv.DictReader(fh, delimiter="\t", quoting=csv.QUOTE_NONE):
-            entry = grouped.setdefault(row["QuestionID"], (row["Question"], [], []))
-            entry[1].append(row["Sentence"])
-            entry[2].append(int(row["Label"]))
-    return [Task(q, text, tuple(c), tuple(lab)) for q, (text, c, lab) in grouped.items() if any(lab)]
-
-
-def cmrc_sentence_tasks(folder: str | Path) -> list[Task]:
-    """CMRC 2018 as answer-sentence selection, exactly as ``crossrank eval --format cmrc-sent`` loads it
-    (:func:`crossrank.eval.datasets.load_cmrc_sentences`): candidates are the sentences of the question's
-    paragraph, relevant are those overlapping an answer span."""
+def candidate_tasks(folder: str | Path, fmt: str) -> list[Task]:
+    """A candidate-list evaluation set loaded exactly as ``crossrank eval --format FMT`` loads it
+    (:func:`crossrank.eval.datasets.load_dataset`), as tasks: candidates in the loader's order, label 1 for
+    the relevant ones. ``wikiqa``: every WikiQA TSV in ``folder``, questions with a correct sentence;
+    ``cmrc-sent``: CMRC 2018 answer-sentence selection (the paragraph's sentences; relevant = overlapping
+    an answer span)."""
     from ..eval.datasets import load_dataset
 
-    es = load_dataset(folder, "cmrc-sent")
+    es = load_dataset(folder, fmt)
     return [
-        Task(q, text, tuple(es.corpus[c][1] for c in es.candidates[q]),
-             tuple(int(c in es.qrels[q]) for c in es.candidates[q]))
+        Task(
+            q,
+            text,
+            tuple(es.corpus[c][1] for c in es.candidates[q]),
+            tuple(int(c in es.qrels[q]) for c in es.candidates[q]),
+        )
         for q, text in es.queries.items()
     ]
 
@@ -122,9 +116,9 @@ def build_sets(args: argparse.Namespace) -> dict[str, list[Task]]:
     shared, wanted = Path(args.shared_data), set(args.sets.split(","))
     sets: dict[str, list[Task]] = {}
     if "wikiqa" in wanted:
-        sets["wikiqa_dev"] = wikiqa_tasks(shared / "wikiqa" / "WikiQA-dev.tsv")
+        sets["wikiqa_dev"] = candidate_tasks(shared / "wikiqa", "wikiqa")  # the folder holds the dev split
     if "cmrc" in wanted:
-        cmrc = cmrc_sentence_tasks(shared / "cmrc2018")
+        cmrc = candidate_tasks(shared / "cmrc2018", "cmrc-sent")
         sets["cmrc2018_trial_sentences"] = cmrc[: args.cmrc_limit]
     if "heldout" in wanted:
         slices = heldout_permissive(args.recipe, args.per_source, args.max_candidates)

@@ -99,6 +99,22 @@ def test_cli_train_runs_and_reports(toy_data, tiny_xlmr_dir, tmp_path, capsys):
     assert summary["steps"] == 2 and (tmp_path / "cli" / "model" / "config.json").is_file()
 
 
+def test_cli_train_logs_follow_the_log_level(toy_data, tiny_xlmr_dir, tmp_path):
+    # bm25s (used for hard-negative mining) sets its logger to DEBUG when imported; a fresh process shows
+    # whether its messages still reach a user who asked for the default WARNING level
+    import subprocess
+    import sys
+
+    args = ["train", "--model", str(tiny_xlmr_dir), "--data", str(toy_data), "--output", str(tmp_path / "o")]
+    args += ["--steps", "1", "--group-size", "3", "--groups-per-step", "1", "--max-length", "48"]
+    args += ["--eval-every", "0", "--bf16", "off", "--held-out-percent", "0"]
+    done = subprocess.run(
+        [sys.executable, "-m", "crossrank.cli.main", *args], capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr
+    assert "DEBUG" not in done.stderr and "bm25s" not in done.stderr, done.stderr
+
+
 def test_checkpoint_average_is_the_mean_and_loads(toy_config, tmp_path):
     import torch
 

@@ -28,7 +28,7 @@ def top_indices(scores: np.ndarray, k: int, positive_only: bool = False) -> np.n
     return candidates[order][:k]
 
 
-def _bm25s():
+def import_bm25s():
     """Import bm25s, undoing its import-time ``setLevel(DEBUG)`` so its logs follow the host's settings."""
     bm25s = optional_import("bm25s", "retrieval")
     bm25s_logger = logging.getLogger("bm25s")
@@ -46,7 +46,7 @@ class BM25:
 
     @classmethod
     def build(cls, token_lists: list[list[str]], k1: float = DEFAULT_K1, b: float = DEFAULT_B) -> BM25:
-        bm25s = _bm25s()
+        bm25s = import_bm25s()
         model = bm25s.BM25(k1=k1, b=b)
         if token_lists:
             model.index(token_lists, show_progress=False)
@@ -76,6 +76,6 @@ class BM25:
     def load(cls, folder: Path, n_docs: int) -> BM25:
         if n_docs == 0 or not (folder / "params.index.json").is_file():
             return cls(None, n_docs)
-        bm25s = _bm25s()
+        bm25s = import_bm25s()
         model = bm25s.BM25.load(str(folder), mmap=False, show_progress=False, verbosity=0)
         return cls(model, n_docs)

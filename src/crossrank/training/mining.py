@@ -13,7 +13,7 @@ import re
 from collections.abc import Sequence
 from functools import lru_cache
 
-from ..errors import optional_import
+from ..retrieval.bm25 import import_bm25s
 from .data import RankRecord
 
 logger = logging.getLogger(__name__)
@@ -66,7 +66,7 @@ def mine_negatives(
 
 
 def _mine_source(records, ids: list[int], per_query: int, skip_top: int, k1: float, b: float):
-    bm25s = optional_import("bm25s", "retrieval")
+    bm25s = import_bm25s()
     lang = records[ids[0]].lang
     corpus = list(dict.fromkeys(p for i in ids for p in (*records[i].pos, *records[i].neg)))
     if len(corpus) < 2:

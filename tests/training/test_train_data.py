@@ -111,3 +111,33 @@ def test_ranking_metrics_match_hand_computed_values():
     assert result["queries"] == 2
     assert result["map"] == pytest.approx(((1 / 2 + 2 / 3) / 2 + 1) / 2)
     assert result["mrr"] == pytest.approx(0.75)
+
+
+def test_group_loss_matches_hand_computed_values():
+    import math
+
+    import torch
+
+    from crossrank.training.losses import group_loss
+
+    logits = torch.tensor([2.0, 0.0, 0.0])
+    listwise = math.log(1 + 2 * math.exp(-2))  # -log(e^2 / (e^2 + 1 + 1))
+    pointwise = 0.5 * (math.log1p(math.exp(-2)) + math.log(2))  # positive at 2, both negatives at 0
+    assert group_loss(logits).item() == pytest.approx(listwise, rel=1e-6)
+    assert group_loss(logits, 0.5).item() == pytest.approx(listwise + 0.5 * pointwise, rel=1e-6)
+    # the listwise term ignores the logits' level; the pointwise one pulls positives up, negatives down
+    shifted = logits - 10
+    assert group_loss(shifted).item() == pytest.approx(listwise, rel=1e-5)
+    assert group_loss(shifted, 1.0).item() > group_loss(logits, 1.0).item()
+
+
+def test_calibration_matches_hand_computed_values():
+    import math
+
+    from crossrank.training.metrics import calibration
+
+    # sigmoid(0) = 0.5 counts as relevant; sigmoid(ln 3) = 0.75
+    result = calibration({"a": [0.0, math.log(3)], "b": [-math.log(3)]}, {"a": [1, 0], "b": [0]})
+    assert result["brier"] == pytest.approx((0.25 + 0.75**2 + 0.25**2) / 3)
+    assert result["relevant_at_least_0.5"] == 1.0
+    assert result["other_below_0.5"] == pytest.approx(0.5)

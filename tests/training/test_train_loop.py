@@ -41,6 +41,32 @@ def test_resume_continues_the_same_run(toy_config, tmp_path):
     assert resumed.history == pytest.approx(full.history, abs=1e-6)
 
 
+def test_pointwise_term_anchors_the_logits_level(toy_config, tmp_path):
+    import torch
+
+    from crossrank.training.trainer import Trainer
+
+    def logits_after(weight: float):
+        config = toy_config(steps=80, lr=5e-3, head_lr=1e-2, output=str(tmp_path / str(weight)))
+        config.pointwise_weight = weight
+        trainer = Trainer(config)
+        groups = trainer.sampler.groups(10_000, 16)
+        trainer.train()
+        trainer.model.eval()
+        with torch.no_grad():
+            out = trainer.model(**trainer.featurizer.tensors(groups)).logits.view(len(groups), -1)
+        return out[:, 0], out[:, 1:]
+
+    def offset(pos, neg) -> float:  # how far the middle between the mean logits lies from 0
+        return abs(pos.mean().item() + neg.mean().item()) / 2
+
+    listwise = logits_after(0.0)
+    pos, neg = logits_after(2.0)
+    assert pos.mean() > 0 > neg.mean()  # on average positives above sigmoid 0.5, negatives below
+    # listwise alone leaves the level free (here both drift up); the pointwise term centres it on 0
+    assert offset(pos, neg) < offset(*listwise) / 3
+
+
 def test_validation_reports_ranking_metrics(toy_config):
     from crossrank.training.trainer import Trainer
 

@@ -27,6 +27,7 @@ _OPTIONS = {
     "lr": (float, "learning rate of the encoder"),
     "head_lr": (float, "learning rate of pooler and classifier"),
     "warmup": (int, "warm-up steps"),
+    "pointwise_weight": (float, "weight of the pointwise term that calibrates scores (0: listwise only)"),
     "freeze_layers": (int, "freeze the embeddings and the lowest N encoder layers"),
     "bf16": (str, "bf16 autocast: auto, on or off"),
     "threads": (int, "torch CPU threads"),

@@ -36,6 +36,7 @@ class TrainConfig:
     warmup: int = 50
     schedule: str = "linear"  # linear (decay to 10% at `steps`) | constant (after warm-up)
     weight_decay: float = 0.01
+    pointwise_weight: float = 0.0  # weight of the calibrating pointwise term (crossrank.training.losses)
     freeze_layers: int = 0
     freeze_embeddings: bool = False
     bf16: str = "auto"  # auto | on | off
@@ -65,6 +66,8 @@ class TrainConfig:
             raise InvalidInputError("group_size must be at least 2: one positive and at least one negative")
         if self.bf16 not in ("auto", "on", "off"):
             raise InvalidInputError(f"bf16 must be auto, on or off, got {self.bf16!r}")
+        if not 0 <= self.pointwise_weight <= 100:
+            raise InvalidInputError(f"pointwise_weight must be in [0, 100], got {self.pointwise_weight}")
         if self.schedule not in ("linear", "constant"):
             raise InvalidInputError(f"schedule must be linear or constant, got {self.schedule!r}")
         if not 0 <= self.held_out_percent < 50:

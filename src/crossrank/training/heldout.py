@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from .metrics import ranking_metrics
+from .metrics import calibration, ranking_metrics
 
 logger = logging.getLogger(__name__)
 
@@ -165,7 +165,10 @@ def main(argv: list[str] | None = None) -> int:
     for name, tasks in sets.items():
         row = {"queries": len(tasks), "pairs": sum(len(t.candidates) for t in tasks)}
         for scorer in chosen:
-            row[scorer] = evaluate(tasks, scorers[scorer](tasks))
+            scores = scorers[scorer](tasks)
+            row[scorer] = evaluate(tasks, scores)
+            if scorer == "cross_encoder":  # logits: can sigmoid(logit) be read as a probability?
+                row["cross_encoder_calibration"] = calibration(scores, {t.qid: t.labels for t in tasks})
         report[name] = row
         logger.info("%s: %s", name, json.dumps(row))
     sys.stdout.write(json.dumps(report, indent=2, ensure_ascii=False) + "\n")

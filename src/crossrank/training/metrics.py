@@ -36,3 +36,21 @@ def ranking_metrics(
     result = ranx.evaluate(ranx.Qrels(qrels), ranx.Run(run), list(metrics), make_comparable=True)
     result = result if isinstance(result, dict) else {metrics[0]: result}
     return {m: float(result[m]) for m in metrics} | {"queries": len(qrels)}
+
+
+def calibration(
+    logits: Mapping[str, Sequence[float]], labels: Mapping[str, Sequence[int]]
+) -> dict[str, float]:
+    """How far ``sigmoid(logit)`` can be read as a relevance probability, over all pairs of all queries:
+    the Brier score (mean squared error against 0/1 labels; written here, it is one line) and the shares of
+    relevant pairs scoring at least 0.5 and of non-relevant ones below it."""
+    import numpy as np
+
+    z = np.concatenate([np.asarray(logits[q], dtype=np.float64) for q in labels])
+    y = np.concatenate([np.asarray(labels[q], dtype=np.float64) > 0 for q in labels])
+    p = 1.0 / (1.0 + np.exp(-z))
+    return {
+        "brier": float(np.mean((p - y) ** 2)),
+        "relevant_at_least_0.5": float(np.mean(p[y] >= 0.5)) if y.any() else float("nan"),
+        "other_below_0.5": float(np.mean(p[~y] < 0.5)) if (~y).any() else float("nan"),
+    }

@@ -1,5 +1,6 @@
 """Group-wise cross-encoder training: one positive and ``group_size - 1`` negatives per query, softmax
-cross-entropy over each group (the positive is class 0).
+cross-entropy over each group (the positive is class 0), plus an optional pointwise term that calibrates the
+logits (:mod:`crossrank.training.losses`).
 
 Steps are deterministic: the groups of step ``s`` come from ``(seed, s)`` and dropout is seeded from it,
 so a run resumed from a checkpoint follows the same trajectory as an uninterrupted one.
@@ -18,6 +19,7 @@ from pathlib import Path
 from .checkpoint import list_checkpoints, load_checkpoint, save_checkpoint
 from .config import TrainConfig
 from .data import GroupSampler, LoadReport, RankRecord, load_rank_files, split_held_out
+from .losses import group_loss
 from .metrics import ranking_metrics
 from .mining import mine_negatives
 from .model import Featurizer, export_embedded, freeze, load_cross_encoder, resolve_backbone, save_model
@@ -157,9 +159,7 @@ class Trainer:
             for group in groups:  # one forward per group: padded to its own longest pair, not the batch's
                 with self._autocast():
                     logits = self.model(**self.featurizer.tensors([group])).logits
-                loss = torch.nn.functional.cross_entropy(
-                    logits.float().view(1, -1), torch.zeros(1, dtype=torch.long)
-                )
+                loss = group_loss(logits, cfg.pointwise_weight)
                 (loss / (cfg.grad_accum * len(groups))).backward()
                 total += loss.item() / (cfg.grad_accum * len(groups))
         torch.nn.utils.clip_grad_norm_([p for p in self.model.parameters() if p.requires_grad], 1.0)
@@ -175,7 +175,7 @@ class Trainer:
         self.model.eval()
         with torch.no_grad(), self._autocast():
             logits = self.model(**self.featurizer.tensors(groups)).logits.float().view(len(groups), -1)
-        return torch.nn.functional.cross_entropy(logits, torch.zeros(len(groups), dtype=torch.long)).item()
+        return sum(group_loss(row, self.config.pointwise_weight).item() for row in logits) / len(groups)
 
     def validate(self) -> dict:
         """MAP / MRR / NDCG@10 on the held-out queries, per source and overall."""

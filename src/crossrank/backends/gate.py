@@ -7,7 +7,6 @@ picks an approximate backend (ONNX int8) whose export has a passed gate recorded
 
 from __future__ import annotations
 
-import csv
 import datetime as _dt
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -92,12 +91,16 @@ def compare(
 def wikiqa_lists(
     path: str | Path, n_questions: int | None = None, min_candidates: int = 3
 ) -> list[tuple[str, list[str]]]:
-    """``(question, candidate sentences)`` from WikiQA's TSV, in file order, lists of ``min_candidates``+."""
-    groups: dict[str, tuple[str, list[str]]] = {}
-    with open(path, encoding="utf-8", newline="") as fh:
-        for row in csv.DictReader(fh, delimiter="\t", quoting=csv.QUOTE_NONE):
-            groups.setdefault(row["QuestionID"], (row["Question"], []))[1].append(row["Sentence"])
-    lists = [g for g in groups.values() if len(g[1]) >= min_candidates]
+    """``(question, candidate sentences)`` from WikiQA's TSV, in file order, lists of ``min_candidates``+.
+
+    Questions without a correct sentence are kept: the gate compares rankings, not relevance."""
+    from ..eval.datasets import read_wikiqa
+
+    lists = [
+        (q.question, [text for _, text, _ in q.sentences])
+        for q in read_wikiqa([Path(path)]).values()
+        if len(q.sentences) >= min_candidates
+    ]
     return lists[:n_questions] if n_questions else lists
 
 

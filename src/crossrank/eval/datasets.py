@@ -8,6 +8,7 @@ import gzip
 import json
 import logging
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -132,24 +133,39 @@ def load_beir(folder: Path) -> EvalSet:
     )
 
 
+@dataclass(frozen=True, slots=True)
+class WikiQAQuestion:
+    """One WikiQA question with its candidate sentences ``(sentence id, text, label)`` in file order."""
+
+    question: str
+    sentences: list[tuple[str, str, int]]
+
+
+def read_wikiqa(files: Sequence[Path]) -> dict[str, WikiQAQuestion]:
+    """Every question of WikiQA TSVs (``QuestionID Question ... SentenceID Sentence Label``), in file order,
+    including those without a correct sentence: the one reader of the format."""
+    questions: dict[str, WikiQAQuestion] = {}
+    for file in files:
+        with Path(file).open(encoding="utf-8", newline="") as handle:
+            for row in csv.DictReader(handle, delimiter="\t", quoting=csv.QUOTE_NONE):
+                entry = questions.setdefault(row["QuestionID"], WikiQAQuestion(row["Question"], []))
+                entry.sentences.append((row["SentenceID"], row["Sentence"], int(row["Label"].strip() == "1")))
+    return questions
+
+
 def load_wikiqa(folder: Path) -> EvalSet:
     """Every WikiQA TSV in ``folder``; questions with at least one correct sentence."""
     files = sorted(folder.glob("*.tsv"))
     if not files:
         raise InvalidInputError(f"{folder} has no WikiQA .tsv files (QuestionID Question ... Sentence Label)")
     queries, corpus, qrels, candidates = {}, {}, {}, {}
-    for file in files:
-        with file.open(encoding="utf-8") as handle:
-            reader = csv.DictReader(handle, delimiter="\t", quoting=csv.QUOTE_NONE)
-            for row in reader:
-                qid, sid = row["QuestionID"], row["SentenceID"]
-                queries.setdefault(qid, row["Question"])
-                corpus[sid] = ("", row["Sentence"])
-                candidates.setdefault(qid, []).append(sid)
-                if row["Label"].strip() == "1":
-                    qrels.setdefault(qid, {})[sid] = 1
-    kept = {q: t for q, t in queries.items() if q in qrels}
-    return EvalSet(folder.name, kept, corpus, {q: qrels[q] for q in kept}, {q: candidates[q] for q in kept})
+    for qid, entry in read_wikiqa(files).items():
+        corpus.update((sid, ("", text)) for sid, text, _ in entry.sentences)
+        relevant = {sid: 1 for sid, _, label in entry.sentences if label}
+        if relevant:
+            queries[qid], qrels[qid] = entry.question, relevant
+            candidates[qid] = [sid for sid, _, _ in entry.sentences]
+    return EvalSet(folder.name, queries, corpus, qrels, candidates)
 
 
 def _squad_paragraphs(folder: Path):

@@ -27,7 +27,7 @@ _OPTIONS = {
     "lr": (float, "learning rate of the encoder"),
     "head_lr": (float, "learning rate of pooler and classifier"),
     "warmup": (int, "warm-up steps"),
-    "pointwise_weight": (float, "weight of the pointwise term that calibrates scores (0: listwise only)"),
+    "pointwise_weight": (float, "weight of a pointwise term anchoring the logits' level (0: off)"),
     "freeze_layers": (int, "freeze the embeddings and the lowest N encoder layers"),
     "bf16": (str, "bf16 autocast: auto, on or off"),
     "threads": (int, "torch CPU threads"),

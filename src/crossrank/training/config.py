@@ -36,7 +36,7 @@ class TrainConfig:
     warmup: int = 50
     schedule: str = "linear"  # linear (decay to 10% at `steps`) | constant (after warm-up)
     weight_decay: float = 0.01
-    pointwise_weight: float = 0.0  # weight of the calibrating pointwise term (crossrank.training.losses)
+    pointwise_weight: float = 0.0  # pointwise term anchoring the logits' level (training.losses)
     freeze_layers: int = 0
     freeze_embeddings: bool = False
     bf16: str = "auto"  # auto | on | off

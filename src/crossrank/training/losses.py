@@ -5,7 +5,9 @@
   query and +9 for another, and sigmoid scores mean nothing across queries.
 * **Pointwise** (weighted by ``pointwise_weight``): a class-balanced binary cross-entropy that anchors the
   level, the positive above 0 and the negatives below, ``0.5 * (softplus(-z[0]) + mean(softplus(z[1:])))``.
-  With it, ``sigmoid(logit)`` behaves like a relevance probability, so fixed and dynamic thresholds work.
+  Whether that makes ``sigmoid(logit)`` a usable probability depends on the data: for the embedded
+  backbone (weight 0.5) it lifted right answers above 0.5 but wrong ones too, and the held-out Brier
+  score rose (MODEL_CARD.md, recipe v2); measure it with ``crossrank.training.heldout``.
 """
 
 from __future__ import annotations

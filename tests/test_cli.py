@@ -124,3 +124,6 @@ def test_demo_runs_on_the_embedded_model():
     assert result.returncode == 0, result.stderr
     assert "如何缓解咖啡因引起的失眠？" in result.stdout and "dynamic threshold" in result.stdout
     assert "FlagReranker" in result.stdout
+    lines = result.stdout.splitlines()
+    best = [lines[i + 1].split()[0] for i, line in enumerate(lines) if "vector sim" in line]
+    assert best == ["0", "0"]  # the answering document ranks first for the caffeine and the FSD query

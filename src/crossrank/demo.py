@@ -65,13 +65,14 @@ def _compare(reranker, embedder, query: str, docs: list[str]) -> None:
     start = time.perf_counter()
     results = reranker.rerank(query, docs)
     t_rr = time.perf_counter() - start
-    scores = {r.index: r.score for r in results}
-    cut = dynamic_threshold(list(scores.values()))
+    cut = dynamic_threshold([r.score for r in results])
     _out(f"\nquery: {query}")
-    _out(f"  {'doc':>3}  {'vector sim':>10}  {'rerank':>7}  {'kept':>4}  document")
-    for i in sorted(scores, key=lambda i: -scores[i]):
-        kept = "yes" if scores[i] >= cut else "no"
-        _out(f"  {i:>3}  {sims[i]:10.4f}  {scores[i]:7.4f}  {kept:>4}  {docs[i][:48]}")
+    # The logit shows the ranking when sigmoid scores of an uncalibrated model all round to 0.0000.
+    _out(f"  {'doc':>3}  {'vector sim':>10}  {'rerank':>7}  {'logit':>7}  {'kept':>4}  document")
+    for r in results:  # best first
+        kept = "yes" if r.score >= cut else "no"
+        row = f"  {r.index:>3}  {sims[r.index]:10.4f}  {r.score:7.4f}  {r.logit:+7.2f}  {kept:>4}"
+        _out(f"{row}  {docs[r.index][:48]}")
     _out(f"  dynamic threshold {cut:.3f}; bi-encoder {t_vec * 1000:.0f} ms, reranker {t_rr * 1000:.0f} ms")
 
 

@@ -46,9 +46,10 @@ def calibration(
     relevant pairs scoring at least 0.5 and of non-relevant ones below it."""
     import numpy as np
 
-    z = np.concatenate([np.asarray(logits[q], dtype=np.float64) for q in labels])
+    from ..thresholds import sigmoid  # the activation every score path uses
+
+    p = np.array([sigmoid(float(z)) for q in labels for z in logits[q]], dtype=np.float64)
     y = np.concatenate([np.asarray(labels[q], dtype=np.float64) > 0 for q in labels])
-    p = 1.0 / (1.0 + np.exp(-z))
     return {
         "brier": float(np.mean((p - y) ** 2)),
         "relevant_at_least_0.5": float(np.mean(p[y] >= 0.5)) if y.any() else float("nan"),

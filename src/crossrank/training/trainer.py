@@ -1,6 +1,6 @@
 """Group-wise cross-encoder training: one positive and ``group_size - 1`` negatives per query, softmax
-cross-entropy over each group (the positive is class 0), plus an optional pointwise term that calibrates the
-logits (:mod:`crossrank.training.losses`).
+cross-entropy over each group (the positive is class 0), plus an optional pointwise term that anchors the
+logits' level (:mod:`crossrank.training.losses`).
 
 Steps are deterministic: the groups of step ``s`` come from ``(seed, s)`` and dropout is seeded from it,
 so a run resumed from a checkpoint follows the same trajectory as an uninterrupted one.

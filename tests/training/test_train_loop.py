@@ -47,9 +47,8 @@ def test_pointwise_term_anchors_the_logits_level(toy_config, tmp_path):
     from crossrank.training.trainer import Trainer
 
     def logits_after(weight: float):
-        config = toy_config(steps=80, lr=5e-3, head_lr=1e-2, output=str(tmp_path / str(weight)))
-        config.pointwise_weight = weight
-        trainer = Trainer(config)
+        output = str(tmp_path / str(weight))
+        trainer = Trainer(toy_config(steps=80, lr=5e-3, head_lr=1e-2, pointwise_weight=weight, output=output))
         groups = trainer.sampler.groups(10_000, 16)
         trainer.train()
         trainer.model.eval()

@@ -1,17 +1,5 @@
-"""Seed demo 1: FlagEmbedding-style scoring with crossrank's drop-in FlagReranker.
-
-Run: .venv/bin/python examples/test.py   (uses the offline embedded model)
-"""
-
 from crossrank import FlagReranker
 
-reranker = FlagReranker("embedded", use_fp16=True)  # use_fp16 is ignored on CPU, as in FlagEmbedding
-pairs = [
-    ["what is panda?", "hi"],
-    [
-        "what is panda?",
-        "The giant panda is a bear species endemic to China, known for its black-and-white coat.",
-    ],
-]
-print(reranker.compute_score(pairs))  # raw logits
-print(reranker.compute_score(pairs, normalize=True))  # sigmoid scores in [0, 1]
+reranker = FlagReranker("embedded", use_fp16=True)  # or "BAAI/bge-reranker-v2-m3" where its weights are
+score = reranker.compute_score([["what is panda?", "hi"], ["what is panda?", "The giant panda (Ailuropoda melanoleuca), sometimes called a panda bear or simply panda, is a bear species endemic to China."]])  # noqa: E501
+print(score)

@@ -1,5 +1,9 @@
 """The seed demos, shared by ``crossrank demo`` and ``examples/test.py`` / ``examples/test2.py``.
 
+The texts are the seed's own: its caffeine query with three documents, its Apple AI-chip example
+(section 1: a fruit-growing, a battery-repair and an M4 document) and its FSD V12.5 question with
+documents A and B (section 2).
+
 This module writes to standard output on purpose: it is a program's user interface, not library code.
 """
 
@@ -7,24 +11,52 @@ from __future__ import annotations
 
 import sys
 import time
+from dataclasses import dataclass
 
-CAFFEINE_QUERY = "如何缓解咖啡因引起的失眠？"
-CAFFEINE_DOCS = [
-    "咖啡因的半衰期约为5到6小时，下午两点以后不再摄入咖啡因，可以减少它对夜间睡眠的干扰。",
-    "褪黑素是一种调节昼夜节律的激素，短期服用可以帮助倒时差，缩短入睡所需的时间。",
-    "绿茶同样含有咖啡因，但其中的L-茶氨酸能让人放松，与咖啡因一起摄入时可以缓和其刺激作用。",
-]
-FSD_QUERY = "What changed in Tesla FSD V12.5?"
-FSD_DOCS = [
-    "FSD V12.5 replaces hundreds of thousands of lines of hand-written C++ control code with a single "
-    "end-to-end neural network trained on millions of video clips, and merges the highway and city stacks.",
-    "Tesla's quarterly report shows vehicle deliveries rose while the average selling price declined.",
-]
+
+@dataclass(frozen=True)
+class DemoQuery:
+    title: str
+    query: str
+    documents: tuple[str, ...]
+
+
+CAFFEINE = DemoQuery(
+    "caffeine and sleep",
+    "如何缓解咖啡因引起的失眠？",
+    (
+        "咖啡因是一种中枢神经兴奋剂，半衰期约5小时。",
+        "褪黑素是调节睡眠的重要激素，常用于治疗短期失眠。",
+        "绿茶含有少量咖啡因，但富含L-茶氨酸，可缓解兴奋作用。",
+    ),
+)
+APPLE_CHIP = DemoQuery(
+    "section 1: the keyword trap",
+    "苹果公司最新发布的AI芯片有哪些特点",
+    (
+        "苹果树的种植需要充足的光照和排水良好的土壤，春季修剪和疏花疏果能提高果实品质。",
+        "iPhone电池老化后续航明显下降，可以到售后网点更换原装电池，维修前请先备份数据。",
+        "M4芯片采用第二代3纳米工艺，神经网络引擎每秒可执行38万亿次运算，专为端侧AI任务设计。",
+    ),
+)
+# Document B is the seed's opening words "特斯拉于2023年..." completed: a document about FSD that does not
+# answer the question (the copy of the seed available offline is cut off after those words).
+FSD = DemoQuery(
+    "section 2: does the document answer?",
+    "特斯拉FSD V12.5版本是否支持无图导航？",
+    (
+        "FSD V12.5采用端到端神经网络，取消高精地图依赖，实现纯视觉无图导航。",
+        "特斯拉于2023年发布了FSD V12测试版，并在北美向部分车主推送。",
+    ),
+)
+SIMILARITY_DEMOS = (CAFFEINE, APPLE_CHIP, FSD)
+# FlagEmbedding's own example pairs, as in the seed's examples/test.py.
 FLAG_PAIRS = [
     ["what is panda?", "hi"],
     [
         "what is panda?",
-        "The giant panda is a bear species endemic to China, known for its black-and-white coat.",
+        "The giant panda (Ailuropoda melanoleuca), sometimes called a panda bear or simply panda, "
+        "is a bear species endemic to China.",
     ],
 ]
 
@@ -55,25 +87,29 @@ def flag_demo(model: str = "embedded") -> list[float]:
     return raw
 
 
-def _compare(reranker, embedder, query: str, docs: list[str]) -> None:
-    from .thresholds import dynamic_threshold
+def _compare(reranker, embedder, demo: DemoQuery) -> None:
+    from .thresholds import dynamic_threshold, top_sigma
 
+    docs = list(demo.documents)
     start = time.perf_counter()
-    q = embedder.query(query)
+    q = embedder.query(demo.query)
     sims = [float(x) for x in embedder.passage(docs) @ q]
     t_vec = time.perf_counter() - start
     start = time.perf_counter()
-    results = reranker.rerank(query, docs)
+    results = reranker.rerank(demo.query, docs)
     t_rr = time.perf_counter() - start
-    cut = dynamic_threshold([r.score for r in results])
-    _out(f"\nquery: {query}")
-    # The logit shows the ranking when sigmoid scores of an uncalibrated model all round to 0.0000.
+    scores = [r.score for r in results]
+    cut, sigma = dynamic_threshold(scores), top_sigma(scores)
+    _out(f"\n[{demo.title}] query: {demo.query}")
     _out(f"  {'doc':>3}  {'vector sim':>10}  {'rerank':>7}  {'logit':>7}  {'kept':>4}  document")
     for r in results:  # best first
         kept = "yes" if r.score >= cut else "no"
         row = f"  {r.index:>3}  {sims[r.index]:10.4f}  {r.score:7.4f}  {r.logit:+7.2f}  {kept:>4}"
-        _out(f"{row}  {docs[r.index][:48]}")
-    _out(f"  dynamic threshold {cut:.3f}; bi-encoder {t_vec * 1000:.0f} ms, reranker {t_rr * 1000:.0f} ms")
+        _out(f"{row}  {docs[r.index]}")
+    _out(
+        f"  dynamic threshold {cut:.3f} (σ of the top scores {sigma:.3f}); "
+        f"bi-encoder {t_vec * 1000:.0f} ms, reranker {t_rr * 1000:.0f} ms"
+    )
 
 
 def similarity_demo(model: str = "embedded") -> None:
@@ -86,5 +122,5 @@ def similarity_demo(model: str = "embedded") -> None:
     reranker.compute_score([("warm-up", "warm-up")])  # keep one-off start-up costs out of the timings
     _out(f"\n== bi-encoder similarity vs cross-encoder reranking ({model}) ==")
     _untrained_notice(reranker)
-    _compare(reranker, embedder, CAFFEINE_QUERY, CAFFEINE_DOCS)
-    _compare(reranker, embedder, FSD_QUERY, FSD_DOCS)
+    for demo in SIMILARITY_DEMOS:
+        _compare(reranker, embedder, demo)

@@ -26,18 +26,26 @@ def sigmoid(x: float) -> float:
     return z / (1.0 + z)
 
 
-def dynamic_threshold(scores: Sequence[float], top_k: int = DYNAMIC_TOP_K) -> float:
-    """The σ rule: σ (population standard deviation) of the ``top_k`` highest normalised scores.
+def top_sigma(scores: Sequence[float], top_k: int = DYNAMIC_TOP_K) -> float:
+    """σ (population standard deviation) of the ``top_k`` highest scores; 0 for fewer than two.
 
-    σ < 0.05 → 0.40; σ > 0.15 → 0.65; linear in between. A single score has σ = 0.
+    >>> top_sigma([0.9, 0.1])
+    0.4
+    """
+    top = sorted(scores, reverse=True)[:top_k]
+    return statistics.pstdev(top) if len(top) > 1 else 0.0
+
+
+def dynamic_threshold(scores: Sequence[float], top_k: int = DYNAMIC_TOP_K) -> float:
+    """The σ rule on :func:`top_sigma` of the normalised scores: σ < 0.05 → 0.40; σ > 0.15 → 0.65;
+    linear in between. A single score has σ = 0.
 
     >>> dynamic_threshold([0.9, 0.1])
     0.65
     """
     if not scores:
         return THRESHOLD_LOW
-    top = sorted(scores, reverse=True)[:top_k]
-    sigma = statistics.pstdev(top) if len(top) > 1 else 0.0
+    sigma = top_sigma(scores, top_k)
     if sigma <= SIGMA_LOW:
         return THRESHOLD_LOW
     if sigma >= SIGMA_HIGH:

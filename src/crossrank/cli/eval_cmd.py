@@ -37,7 +37,11 @@ def register(sub) -> None:
         help="beir: keep a retrieved document whose id equals the query's (dropped by default)",
     )
     parser.add_argument("--json", action="store_true", help="print one JSON object")
-    parser.add_argument("--plot", default=None, help="write a PNG comparing the two to this file")
+    parser.add_argument(
+        "--plot",
+        default=None,
+        help="write a PNG comparing the two, with a reliability diagram of the reranked scores, to this file",
+    )
     parser.set_defaults(func=run)
 
 
@@ -69,8 +73,25 @@ def format_report(result: dict) -> str:
                 + "".join(f"{values[m]:>11.4f}" for m in METRICS)
                 + f"{values['latency_ms']:>11.1f}"
             )
+    if result.get("scores"):
+        lines.extend(format_scores(result["scores"]))
     lines.extend(f"note: {note}" for note in config.get("notes", []))
     return "\n".join(lines) + "\n"
+
+
+def format_scores(scores: dict) -> list[str]:
+    """The cut-off rules' kept sets and the scores' calibration, as table lines."""
+    columns = ("precision", "recall", "f1", "keeps_relevant", "mean_kept")
+    lines = ["kept sets of the reranked lists (mean per query with a relevant candidate):"]
+    lines.append(f"{'rule':<14}" + "".join(f"{c:>15}" for c in columns))
+    for name, values in scores["cutoffs"].items():
+        lines.append(f"{name:<14}" + "".join(f"{values[c]:>15.3f}" for c in columns))
+    cal = scores["calibration"]
+    lines.append(
+        f"calibration over {cal['pairs']} pairs ({cal['share_relevant']:.1%} relevant): "
+        f"Brier {cal['brier']:.4f}, ECE {cal['ece']:.4f} (10 bins)"
+    )
+    return lines
 
 
 def run(args: argparse.Namespace) -> int:

@@ -19,6 +19,8 @@ from ..retrieval.bm25 import BM25, top_indices
 from ..retrieval.dense import Embedder, embed_in_batches
 from ..retrieval.fusion import reciprocal_rank_fusion
 from ..retrieval.text import tokenize, tokenize_many
+from ..thresholds import sigmoid
+from .cutoffs import score_report
 from .datasets import EvalSet
 from .metrics import METRICS, evaluate
 
@@ -84,8 +86,9 @@ class FirstStage:
 
 def rerank_lists(
     reranker, evalset: EvalSet, lists: dict[str, list[str]], progress=None
-) -> dict[str, list[str]]:
-    """Rerank every query's list with one batched call; ties keep the first-stage order."""
+) -> dict[str, list[tuple[str, float]]]:
+    """Rerank every query's list with one batched call: ``(doc_id, normalised score)`` best first;
+    ties keep the first-stage order."""
     pairs, owners = [], []
     for qid, docs in lists.items():
         for pos, doc in enumerate(docs):
@@ -95,10 +98,11 @@ def rerank_lists(
     logits: dict[str, list[float]] = {q: [0.0] * len(d) for q, d in lists.items()}
     for (qid, pos), score in zip(owners, scored, strict=True):
         logits[qid][pos] = score.logit
-    return {
-        q: [docs[i] for i in sorted(range(len(docs)), key=lambda i: (-logits[q][i], i))]
-        for q, docs in lists.items()
-    }
+    out = {}
+    for q, docs in lists.items():
+        order = sorted(range(len(docs)), key=lambda i: (-logits[q][i], i))
+        out[q] = [(docs[i], sigmoid(logits[q][i])) for i in order]
+    return out
 
 
 def run_eval(
@@ -111,7 +115,9 @@ def run_eval(
     embed_progress=None,
     rerank_progress=None,
 ) -> dict[str, Any]:
-    """First stage, then (with a reranker) rerank; metrics from ranx and mean latency per query (ms).
+    """First stage, then (with a reranker) rerank; metrics from ranx and mean latency per query (ms);
+    with a reranker also ``scores``: kept-set metrics of the cut-off rules and the scores' calibration
+    (:func:`crossrank.eval.cutoffs.score_report`).
 
     ``embed_progress(n)`` is told of each batch of corpus texts embedded; ``rerank_progress(rows, total)``
     is the reranker's own progress callback.
@@ -131,9 +137,11 @@ def run_eval(
     result: dict[str, Any] = {"first_stage": first, "reranked": None, "n_queries": n}
     if reranker is not None:
         start = time.perf_counter()
-        reranked = rerank_lists(reranker, evalset, lists, rerank_progress)
+        scored = rerank_lists(reranker, evalset, lists, rerank_progress)
         latency = (time.perf_counter() - start) * 1000 / n
+        reranked = {q: [d for d, _ in ranked] for q, ranked in scored.items()}
         result["reranked"] = {**evaluate(evalset.qrels, reranked, METRICS), "latency_ms": latency}
+        result["scores"] = score_report(scored, evalset.qrels)
     result["config"] = {
         "dataset": evalset.name,
         "first_stage": method,

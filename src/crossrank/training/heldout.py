@@ -67,10 +67,10 @@ def record_tasks(records, per_source: int, max_candidates: int) -> list[Task]:
     return tasks
 
 
-def cross_encoder_scores(reranker, tasks: Sequence[Task]) -> dict[str, list[float]]:
+def cross_encoder_scores(reranker, tasks: Sequence[Task], progress=None) -> dict[str, list[float]]:
     """Logits of every candidate, all pairs of all queries in one batched call."""
     pairs = [(t.query, c) for t in tasks for c in t.candidates]
-    logits = [s.logit for s in reranker.score_pairs(pairs)]
+    logits = [s.logit for s in reranker.score_pairs(pairs, progress=progress)]
     out, pos = {}, 0
     for t in tasks:
         out[t.qid] = logits[pos : pos + len(t.candidates)]

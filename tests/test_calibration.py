@@ -1,0 +1,94 @@
+"""Calibration: Platt fit, folding into the head (identical rankings, stated probabilities, seen by
+transformers itself), composition, and refusals."""
+
+import json
+
+import numpy as np
+import pytest
+
+from crossrank import Reranker
+from crossrank.calibration import (
+    Calibration,
+    fit_platt,
+    fold_into_head,
+    model_calibration,
+    write_calibrated_model,
+)
+from crossrank.errors import InvalidInputError, UnsupportedModelError
+from crossrank.thresholds import sigmoid
+
+PAIRS = [
+    ("what is panda?", "hi"),
+    ("what is panda?", "The giant panda is a bear species endemic to China."),
+    ("咖啡因", "绿茶含有少量咖啡因，但富含L-茶氨酸，可缓解兴奋作用。"),
+    ("capital of France", "Paris is the capital and largest city of France."),
+]
+CAL = Calibration(scale=0.5, bias=1.25, fitted_on="test")
+
+
+def test_platt_fit_recovers_a_known_map():
+    rng = np.random.default_rng(0)
+    z = rng.normal(0, 3, 20_000)
+    y = rng.random(z.size) < 1 / (1 + np.exp(-(2.0 * z - 1.0)))
+    cal = fit_platt(z, y, fitted_on="synthetic", queries=7)
+    assert cal.scale == pytest.approx(2.0, abs=0.1) and cal.bias == pytest.approx(-1.0, abs=0.1)
+    assert (cal.pairs, cal.queries, cal.fitted_on) == (20_000, 7, "synthetic")
+
+
+def test_platt_fit_refuses_one_class_and_inverted_data():
+    with pytest.raises(InvalidInputError, match="all relevant or all not"):
+        fit_platt([1.0, 2.0], [1, 1])
+    with pytest.raises(InvalidInputError, match="positive scale"):
+        fit_platt([-3.0, -2.0, 2.0, 3.0, -1.0, 1.0], [1, 1, 0, 0, 1, 0])  # higher logit = less relevant
+
+
+@pytest.mark.parametrize("fixture", ["tiny_bert_dir", "tiny_xlmr_dir"])
+def test_folded_head_gives_the_calibrated_logit_and_the_same_ranking(fixture, request, tmp_path):
+    source = request.getfixturevalue(fixture)
+    out = write_calibrated_model(source, tmp_path / "calibrated", CAL)
+    raw = Reranker(str(source), backend="torch").compute_score(PAIRS)
+    folded = Reranker(str(out), backend="torch")
+    logits = folded.compute_score(PAIRS)
+    # fp32 through the same forward pass: the head's last matmul is rescaled, so errors stay ~1e-6.
+    assert logits == pytest.approx([CAL.apply(z) for z in raw], abs=1e-5)
+    assert np.argsort(logits).tolist() == np.argsort(raw).tolist()
+    assert folded.compute_score(PAIRS, normalize=True) == pytest.approx(
+        [sigmoid(CAL.apply(z)) for z in raw], abs=1e-6
+    )
+    assert folded.info()["calibration"]["scale"] == CAL.scale and folded.info()["calibration"]["bias"] == 1.25
+
+
+def test_transformers_itself_reads_the_calibrated_logit(tiny_xlmr_dir, tmp_path):
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    out = write_calibrated_model(tiny_xlmr_dir, tmp_path / "calibrated", CAL)
+    tok = AutoTokenizer.from_pretrained(str(tiny_xlmr_dir))
+    batch = tok([q for q, _ in PAIRS], [d for _, d in PAIRS], padding=True, return_tensors="pt")
+    with torch.no_grad():
+        raw = AutoModelForSequenceClassification.from_pretrained(str(tiny_xlmr_dir))(**batch).logits[:, 0]
+        new = AutoModelForSequenceClassification.from_pretrained(str(out))(**batch).logits[:, 0]
+    assert new.tolist() == pytest.approx((raw * CAL.scale + CAL.bias).tolist(), abs=1e-5)
+
+
+def test_calibrating_twice_composes_and_the_card_records_the_total(tiny_bert_dir, tmp_path):
+    once = write_calibrated_model(tiny_bert_dir, tmp_path / "once", CAL)
+    twice = write_calibrated_model(once, tmp_path / "twice", Calibration(2.0, -0.5, fitted_on="again"))
+    total = model_calibration(twice)
+    assert (total.scale, total.bias) == pytest.approx((1.0, 2.0))  # 2 * (0.5 z + 1.25) - 0.5
+    raw = Reranker(str(tiny_bert_dir), backend="torch").compute_score(PAIRS)
+    assert Reranker(str(twice), backend="torch").compute_score(PAIRS) == pytest.approx(
+        [z + 2.0 for z in raw], abs=1e-5
+    )
+    assert model_calibration(tiny_bert_dir) is None  # the source folder is untouched
+
+
+def test_refusals(tiny_bert_dir, tmp_path):
+    with pytest.raises(InvalidInputError, match="outside"):
+        write_calibrated_model(tiny_bert_dir, tiny_bert_dir / "sub", CAL)
+    with pytest.raises(UnsupportedModelError, match="no classifier"):
+        fold_into_head({"bert.pooler.dense.weight": np.zeros((2, 2))}, CAL)
+    with pytest.raises(UnsupportedModelError, match="safetensors"):
+        write_calibrated_model(tmp_path, tmp_path.parent / "elsewhere", CAL)
+    with pytest.raises(InvalidInputError, match="scale"):
+        Calibration.from_dict(json.loads('{"bias": 1}'))

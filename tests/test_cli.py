@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -120,10 +121,28 @@ def test_models_list_and_path():
 
 @pytest.mark.slow
 def test_demo_runs_on_the_embedded_model():
+    from crossrank.demo import FLAG_PAIRS, SIMILARITY_DEMOS
+
     result = crossrank("demo", timeout=600)
     assert result.returncode == 0, result.stderr
-    assert "如何缓解咖啡因引起的失眠？" in result.stdout and "dynamic threshold" in result.stdout
-    assert "FlagReranker" in result.stdout
+    assert "FlagReranker" in result.stdout and FLAG_PAIRS[1][1][:60] in result.stdout
+    for demo in SIMILARITY_DEMOS:  # the seed's queries and documents, printed in full
+        assert demo.query in result.stdout
+        assert all(doc in result.stdout for doc in demo.documents)
     lines = result.stdout.splitlines()
-    best = [lines[i + 1].split()[0] for i, line in enumerate(lines) if "vector sim" in line]
-    assert best == ["0", "0"]  # the answering document ranks first for the caffeine and the FSD query
+    tables = [i for i, line in enumerate(lines) if "vector sim" in line]
+    best = [lines[i + 1].split()[0] for i in tables]
+    # the answering document ranks first: green tea + L-theanine, the M4 chip, FSD document A
+    assert best == ["2", "2", "0"]
+    footers = [line for line in lines if "dynamic threshold" in line]
+    assert len(footers) == 3 and all("σ of the top scores" in f for f in footers)
+
+
+def test_seed_demo_one_is_the_four_lines_of_flagembedding_usage():
+    source = (Path(__file__).resolve().parents[1] / "examples" / "test.py").read_text(encoding="utf-8")
+    code = [line for line in source.splitlines() if line.strip()]
+    assert len(code) == 4
+    assert code[0] == "from crossrank import FlagReranker"
+    assert 'FlagReranker("embedded", use_fp16=True)' in code[1]
+    assert "compute_score([[" in code[2] and code[2].count('["what is panda?"') == 2
+    assert code[3] == "print(score)"

@@ -127,7 +127,9 @@ class Reranker:
         return self.engine.options
 
     def info(self) -> dict[str, Any]:
-        """Model, backend and limits, for logs, ``/info`` and benchmarks."""
+        """Model, backend and limits, for logs, ``/info`` and benchmarks. ``calibration`` is the affine
+        map folded into the model's head (``None``: scores are the plain sigmoid of the model's logit)."""
+        card = model_card(self.model.path)
         return {
             "model": self.model.name,
             "model_path": str(self.model.path),
@@ -143,7 +145,8 @@ class Reranker:
             "stride": self.options.stride,
             "max_windows": self.options.max_windows,
             "aggregate": self.options.aggregate,
-            "trained": model_card(self.model.path).get("trained"),
+            "trained": card.get("trained"),
+            "calibration": card.get("calibration"),
         }
 
     def with_options(self, **overrides) -> ScoreOptions:

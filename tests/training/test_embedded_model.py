@@ -6,7 +6,8 @@ import json
 
 import pytest
 
-from crossrank.models.build import EMBEDDED_WEIGHTS
+from crossrank.calibration import Calibration
+from crossrank.models.build import EMBEDDED_CALIBRATION, EMBEDDED_WEIGHTS
 
 # (query, passage) pairs whose logits were recorded from the assembled model (fp32 inference on CPU).
 PAIRS = [
@@ -18,7 +19,8 @@ PAIRS = [
     ("法国的首都是哪里？", "卢瓦尔河是法国最长的河流。"),
 ]
 GOLDEN = [8.59695, 1.86371, -7.48904, -8.41261, -16.04688, -14.31288]
-# Recorded from the assembled model (fp16-stored weights, fp32 inference). Rerunning on this CPU reproduces
+# The trained head's own logits, recorded from the assembled model before calibration was folded in
+# (fp16-stored weights, fp32 inference). Rerunning on this CPU reproduces
 # them to ~1e-5; the allowance covers other CPUs' fp32 kernels. (fp16 storage itself moves logits by up to
 # ~6e-3 against the fp32 trained weights; that difference is baked into these values.)
 TOLERANCE = 1e-3
@@ -47,8 +49,12 @@ def test_assembled_embedded_model_gives_golden_scores():
     from crossrank.reranker import Reranker
 
     folder = ensure_model("embedded")
-    assert json.loads((folder / "crossrank.json").read_text(encoding="utf-8"))["trained"] is True
+    card = json.loads((folder / "crossrank.json").read_text(encoding="utf-8"))
+    assert card["trained"] is True
+    # The bundled calibration is folded into the head: the model outputs scale * logit + bias.
+    cal = Calibration.read(EMBEDDED_CALIBRATION)
+    assert card["calibration"] == cal.to_dict()
     logits = [s.logit for s in Reranker("embedded", dtype="fp32").score_pairs(PAIRS)]
-    assert logits == pytest.approx(GOLDEN, abs=TOLERANCE)
+    assert logits == pytest.approx([cal.apply(z) for z in GOLDEN], abs=TOLERANCE)
     for first in (0, 3):  # the answering passage ranks first, in English and in Chinese
         assert max(range(first, first + 3), key=lambda i: logits[i]) == first

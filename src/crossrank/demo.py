@@ -65,6 +65,18 @@ def _out(line: str = "") -> None:
     sys.stdout.write(line + "\n")
 
 
+def _score_notice(reranker) -> None:
+    info = reranker.info()
+    if info.get("calibration"):
+        _out(
+            "scores are calibrated probabilities (Platt scaling folded into the model's head): among "
+            "held-out pairs scored 0.3, about 30% answered the query"
+        )
+    else:
+        _out("scores are the sigmoid of the model's logit (the model carries no calibration)")
+    _untrained_notice(reranker)
+
+
 def _untrained_notice(reranker) -> None:
     if reranker.info().get("trained") is False:
         _out(
@@ -110,6 +122,8 @@ def _compare(reranker, embedder, demo: DemoQuery) -> None:
         f"  dynamic threshold {cut:.3f} (σ of the top scores {sigma:.3f}); "
         f"bi-encoder {t_vec * 1000:.0f} ms, reranker {t_rr * 1000:.0f} ms"
     )
+    if scores and scores[0] < cut:
+        _out(f"  nothing kept: the best score {scores[0]:.4f} is below the threshold, so none is trusted")
 
 
 def similarity_demo(model: str = "embedded") -> None:
@@ -121,6 +135,6 @@ def similarity_demo(model: str = "embedded") -> None:
     reranker, embedder = Reranker(model), E5()
     reranker.compute_score([("warm-up", "warm-up")])  # keep one-off start-up costs out of the timings
     _out(f"\n== bi-encoder similarity vs cross-encoder reranking ({model}) ==")
-    _untrained_notice(reranker)
+    _score_notice(reranker)
     for demo in SIMILARITY_DEMOS:
         _compare(reranker, embedder, demo)

@@ -42,16 +42,18 @@ def calibration(
     logits: Mapping[str, Sequence[float]], labels: Mapping[str, Sequence[int]]
 ) -> dict[str, float]:
     """How far ``sigmoid(logit)`` can be read as a relevance probability, over all pairs of all queries:
-    the Brier score (mean squared error against 0/1 labels; written here, it is one line) and the shares of
+    the Brier score and the expected calibration error (:mod:`crossrank.eval.cutoffs`) and the shares of
     relevant pairs scoring at least 0.5 and of non-relevant ones below it."""
     import numpy as np
 
+    from ..eval.cutoffs import brier_score, expected_calibration_error
     from ..thresholds import sigmoid  # the activation every score path uses
 
     p = np.array([sigmoid(float(z)) for q in labels for z in logits[q]], dtype=np.float64)
     y = np.concatenate([np.asarray(labels[q], dtype=np.float64) > 0 for q in labels])
     return {
-        "brier": float(np.mean((p - y) ** 2)),
+        "brier": brier_score(p.tolist(), y.astype(int).tolist()),
+        "ece": expected_calibration_error(p.tolist(), y.astype(int).tolist()),
         "relevant_at_least_0.5": float(np.mean(p[y] >= 0.5)) if y.any() else float("nan"),
         "other_below_0.5": float(np.mean(p[~y] < 0.5)) if (~y).any() else float("nan"),
     }

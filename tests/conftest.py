@@ -13,6 +13,8 @@ from pathlib import Path
 import pytest
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+# Nothing leaves the machine in tests: Ray reads this when it starts (tests/ray, crossrank serve --ray).
+os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
 
 
 def _shared_data() -> Path:

@@ -23,31 +23,13 @@ import signal
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 os.environ["RAY_USAGE_STATS_ENABLED"] = "0"  # before Ray is imported anywhere in this process
 
-import httpx  # noqa: E402
-from serve_load import free_port, make_requests, read_texts, run_level  # noqa: E402
+from serve_load import free_port, make_requests, read_texts, run_level, wait_ready  # noqa: E402
 
 TARGETS = {"ray_1_vs_plain": 0.9, "ray_2_vs_ray_1": 1.6, "table_2_vs_table_1": 1.6}
-
-
-def start(command: list[str], port: int, env: dict[str, str], timeout: float = 600) -> subprocess.Popen:
-    proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit(f"{' '.join(command[:6])} exited with {proc.returncode}")
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/ready", timeout=2).status_code == 200:
-                return proc
-        except httpx.TransportError:
-            pass
-        time.sleep(0.5)
-    proc.terminate()
-    raise SystemExit("the server did not become ready")
 
 
 def serve_rate(args, requests, extra: list[str]) -> dict:
@@ -58,7 +40,8 @@ def serve_rate(args, requests, extra: list[str]) -> dict:
     ]
     env = {k: v for k, v in os.environ.items() if k != "CROSSRANK_API_KEY"}
     env |= {"OMP_NUM_THREADS": "1", "CROSSRANK_THREADS": "1"}
-    proc = start(command, port, env)
+    quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
+    proc = wait_ready(subprocess.Popen(command, env=env, **quiet), port, timeout=600)
     try:
         url = f"http://127.0.0.1:{port}"
         run_level(url, requests[: args.clients], args.clients)  # warm-up: every replica loads lazily
@@ -104,7 +87,8 @@ def table_rates(args, requests) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    formatter = argparse.RawDescriptionHelpFormatter
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=formatter)
     parser.add_argument("--model", default="embedded")
     parser.add_argument("--max-length", type=int, default=64)
     parser.add_argument("--docs", type=int, default=20, help="passages per request / row")
@@ -133,7 +117,8 @@ def main() -> None:
     results["ratios"] = ratios
     for name, value in ratios.items():
         target = TARGETS.get(name)
-        verdict = "" if target is None else f" (target >= {target}: {'met' if value >= target else 'NOT met'})"
+        met = target is not None and value >= target
+        verdict = "" if target is None else f" (target >= {target}: {'met' if met else 'NOT met'})"
         print(f"{name}: {value:.2f}x{verdict}")
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=1))

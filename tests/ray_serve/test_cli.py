@@ -5,23 +5,17 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
 
-import httpx
 import pytest
+
+from .helpers import free_port, wait_ready
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow, pytest.mark.timeout(600)]
 
 KEY = "cli-ray-key-31d7a0c9e2"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def test_serve_ray_answers_cohere_and_sigterm_leaves_no_ray_process(tiny_xlmr_dir, tmp_path):
@@ -38,16 +32,10 @@ def test_serve_ray_answers_cohere_and_sigterm_leaves_no_ray_process(tiny_xlmr_di
     proc = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
     started: list[psutil.Process] = []
     try:
-        deadline = time.monotonic() + 300
-        while True:
-            assert proc.poll() is None, (tmp_path / "serve.log").read_text()[-3000:]
-            assert time.monotonic() < deadline, "crossrank serve --ray did not become ready"
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/ready", timeout=5).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            time.sleep(0.5)
+        try:
+            wait_ready(f"http://127.0.0.1:{port}", alive=lambda: proc.poll() is None)
+        except AssertionError:
+            raise AssertionError((tmp_path / "serve.log").read_text()[-3000:]) from None
         client = cohere.ClientV2(api_key=KEY, base_url=f"http://127.0.0.1:{port}")
         docs = ["Berlin is in Germany.", "Paris is the capital of France.", "Bananas are yellow."]
         response = client.rerank(model="m", query="capital of france", documents=docs, top_n=2)

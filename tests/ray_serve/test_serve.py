@@ -4,7 +4,6 @@ out of Ray's logs."""
 
 from __future__ import annotations
 
-import socket
 import threading
 import time
 from pathlib import Path
@@ -14,18 +13,14 @@ import pytest
 
 from crossrank.server.settings import ServerSettings
 
+from .helpers import free_port, wait_ready
+
 pytestmark = [pytest.mark.ray, pytest.mark.slow, pytest.mark.timeout(600)]
 
 QUERY = "what is the capital of france"
 DOCS = ["Berlin is in Germany.", "Paris is the capital of France.", "Bananas are yellow.", "France is big."]
 KEY = "ray-test-key-5f0c2a9e7d"  # the ray_api_key fixture's value (checked below)
 AUTH = {"Authorization": f"Bearer {KEY}"}
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def deploy(ray_cluster, **settings) -> str:
@@ -49,18 +44,6 @@ def serve_port(ray_cluster) -> int:
         _PORT["port"] = free_port()
         serve.start(http_options={"host": "127.0.0.1", "port": _PORT["port"]})
     return _PORT["port"]
-
-
-def wait_ready(url: str, timeout: float = 240) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{url}/ready", timeout=5).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.5)
-    raise AssertionError("Serve did not become ready")
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,7 @@ import argparse
 import json
 import sys
 
-from .common import add_model_args
+from .common import add_model_args, model_options
 
 HELP = """Rerank every row of a table: input Parquet or JSON-lines files (or folders of them) with a query
 column and a candidates column (a list of texts), or long rows (query id, query, document) grouped once
@@ -71,15 +71,8 @@ def run(args: argparse.Namespace) -> int:
         num_cpus=args.actor_cpus,
         num_gpus=args.actor_gpus,
         overwrite=args.overwrite,
-        backend=args.backend,
-        device=args.device,
-        dtype=args.dtype,
-        max_length=args.max_length,
-        batch_size=args.batch_size,
-        window=args.window,
-        stride=args.stride,
-        aggregate=args.aggregate,
         truncate=args.truncate,
+        **model_options(args),
     )
     report = {
         "output": str(summary.output),

@@ -83,8 +83,12 @@ def start_server(args: argparse.Namespace, port: int) -> subprocess.Popen:
         str(args.max_wait_ms),
     ]
     env = {k: v for k, v in os.environ.items() if k != "CROSSRANK_API_KEY"}
-    proc = subprocess.Popen(command, env=env)
-    deadline = time.monotonic() + 300
+    return wait_ready(subprocess.Popen(command, env=env), port)
+
+
+def wait_ready(proc: subprocess.Popen, port: int, timeout: float = 300) -> subprocess.Popen:
+    """Wait until the server subprocess answers /ready on ``port`` (exit if it dies or never does)."""
+    deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise SystemExit(f"the server exited with {proc.returncode}")

@@ -13,6 +13,8 @@ from pathlib import Path
 import pytest
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+# Nothing leaves the machine in tests: Ray reads this when it starts (tests/ray, crossrank serve --ray).
+os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
 
 
 def _shared_data() -> Path:
@@ -84,3 +86,31 @@ def tiny_bert_dir(tmp_path_factory) -> Path:
         architectures=["BertForSequenceClassification"],
     )
     return _save_tiny(tmp_path_factory.mktemp("tiny-bert"), tokenizer, config)
+
+
+RAY_TEST_KEY = "ray-test-key-5f0c2a9e7d"
+
+
+@pytest.fixture(scope="session")
+def ray_cluster():
+    """One local Ray for the whole session (started on first use): 4 logical CPUs, no dashboard, usage
+    stats off. ``RAY_TEST_KEY`` is in the environment only while Ray starts, so Ray's processes (and the
+    Serve replicas they spawn) inherit it as ``CROSSRANK_API_KEY`` while the other tests do not see it."""
+    import ray
+
+    os.environ["CROSSRANK_API_KEY"] = RAY_TEST_KEY
+    try:
+        ray.init(address="local", num_cpus=4, include_dashboard=False, log_to_driver=False)
+    finally:
+        del os.environ["CROSSRANK_API_KEY"]
+    yield ray
+    from ray import serve
+
+    serve.shutdown()
+    ray.shutdown()
+
+
+@pytest.fixture(scope="session")
+def ray_api_key() -> str:
+    """The API key that the replicas of ``ray_cluster`` find in their environment."""
+    return RAY_TEST_KEY

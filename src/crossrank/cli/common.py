@@ -36,17 +36,21 @@ def add_model_args(parser: argparse.ArgumentParser) -> None:
 def load_reranker(args: argparse.Namespace):
     from ..reranker import Reranker
 
-    return Reranker(
-        args.model,
-        backend=args.backend,
-        device=args.device,
-        dtype=args.dtype,
-        max_length=args.max_length,
-        batch_size=args.batch_size,
-        window=args.window,
-        stride=args.stride,
-        aggregate=args.aggregate,
-    )
+    return Reranker(args.model, **model_options(args))
+
+
+def model_options(args: argparse.Namespace) -> dict:
+    """The :class:`~crossrank.Reranker` keyword arguments of :func:`add_model_args` (all but the model)."""
+    return {
+        "backend": args.backend,
+        "device": args.device,
+        "dtype": args.dtype,
+        "max_length": args.max_length,
+        "batch_size": args.batch_size,
+        "window": args.window,
+        "stride": args.stride,
+        "aggregate": args.aggregate,
+    }
 
 
 def open_text(path: str) -> Iterator[tuple[int, str]]:

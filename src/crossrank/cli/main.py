@@ -11,7 +11,9 @@ from ..errors import CrossrankError
 
 # Subcommand modules; each exposes ``register(subparsers)`` that adds its parser and sets ``func``.
 COMMANDS = ("score", "rerank", "models", "demo")
-OPTIONAL_COMMANDS = ("serve", "export", "train", "calibrate", "index", "search", "ask", "eval")
+OPTIONAL_COMMANDS = (
+    "serve", "export", "train", "calibrate", "index", "search", "ask", "eval", "rerank_table",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -92,6 +92,10 @@ def settings_from(args: argparse.Namespace):
 
 def run(args: argparse.Namespace) -> int:
     settings = settings_from(args)
+    if settings.ray:  # one crossrank server per Ray Serve replica
+        from ..server.ray import serve_on_ray
+
+        return serve_on_ray(settings)
     try:
         import uvicorn
 

@@ -107,6 +107,22 @@ class ServerSettings(BaseSettings):
     rerank_return_documents: bool = Field(
         True, description="return_documents default on /rerank with 'documents' (Jina, vLLM)"
     )
+    # --- Ray Serve (crossrank serve --ray, crossrank.server.ray:build_app)
+    ray: bool = Field(False, description="serve on Ray Serve: one crossrank server per replica")
+    ray_address: str | None = Field(
+        None, description="Ray cluster to deploy to, e.g. auto or ray://head:10001 (default: a local Ray)"
+    )
+    num_replicas: int = Field(1, ge=1, description="Ray Serve replicas (fixed; max_replicas autoscales)")
+    min_replicas: int | None = Field(None, ge=0, description="autoscaling: fewest replicas (default 1)")
+    max_replicas: int | None = Field(None, ge=1, description="autoscaling: most replicas (turns it on)")
+    replica_cpus: float = Field(1.0, gt=0, description="CPUs per Ray Serve replica (also its model threads)")
+    replica_gpus: float = Field(0.0, ge=0, description="GPUs per Ray Serve replica")
+    max_ongoing_requests: int | None = Field(
+        None, ge=1, description="requests Ray Serve sends a replica at once (default, and at most: max_queue)"
+    )
+    max_queued_requests: int | None = Field(
+        None, ge=1, description="requests queued at Ray Serve's proxy at most; 429 beyond (default max_queue)"
+    )
 
     @field_validator("api_key")
     @classmethod
@@ -126,6 +142,21 @@ class ServerSettings(BaseSettings):
     def _check_window(self) -> ServerSettings:
         if self.window is not None and self.stride is not None and self.stride > self.window:
             raise ValueError(f"stride ({self.stride}) must be <= window ({self.window})")
+        return self
+
+    @model_validator(mode="after")
+    def _check_ray(self) -> ServerSettings:
+        if self.max_ongoing_requests is not None and self.max_ongoing_requests > self.max_queue:
+            raise ValueError(
+                f"max_ongoing_requests ({self.max_ongoing_requests}) must be <= max_queue "
+                f"({self.max_queue}): a replica cannot queue more; raise max_queue or lower it"
+            )
+        if self.min_replicas is not None and self.max_replicas is None:
+            raise ValueError("min_replicas needs max_replicas (autoscaling bounds); or use num_replicas")
+        if self.max_replicas is not None and (self.min_replicas or 0) > self.max_replicas:
+            raise ValueError(
+                f"min_replicas ({self.min_replicas}) must be <= max_replicas ({self.max_replicas})"
+            )
         return self
 
     @classmethod

@@ -1,0 +1,243 @@
+"""The crossrank server on Ray Serve: one crossrank server per replica, Serve's proxy in front.
+
+``build_app(args)`` is the Serve application builder (``serve run crossrank.server.ray:build_app
+model=embedded num_replicas=2``, or ``import_path`` in a Serve config file); ``crossrank serve --ray`` calls
+:func:`serve_on_ray`. Each replica runs the unchanged :func:`crossrank.server.app.create_app` app, built
+on the replica by a zero-argument function given to ``serve.ingress`` (an app object would be pickled,
+and ours holds prometheus registries with locks), so its lifespan loads the model and starts the
+cross-request batcher there. Serve's own ``@serve.batch`` is not used: its queue is unbounded and it knows
+nothing of token budgets.
+
+Settings reach replicas as plain values captured by that function, without the API key: the key reaches
+them through the process environment only (``CROSSRANK_API_KEY``, inherited from the process that starts
+a local Ray, or set in the cluster's environment, e.g. from a Kubernetes Secret). Not through
+``runtime_env`` ``env_vars``: Ray's runtime-env agent writes those to its log in plain text. A replica
+that was told auth is on but finds no key refuses to start rather than serve unprotected.
+
+Overload: Serve sends a replica at most ``max_ongoing_requests`` requests (at most ``max_queue``, so our
+own queue never overflows behind Serve's back) and queues at most ``max_queued_requests`` more per proxy;
+beyond that the proxy answers 429 with ``Retry-After`` (Serve's ``backpressure_config``). Serve itself
+still answers 503 where it has no replica to send to, and 408 past its proxy timeout, which is set a
+little above ``request_timeout_s`` so that our own 503 comes first.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import signal
+import threading
+from typing import Any
+
+from ..errors import InvalidInputError, optional_import
+from .settings import ServerSettings
+
+logger = logging.getLogger(__name__)
+
+USAGE_STATS_ENV = "RAY_USAGE_STATS_ENABLED"
+APP_NAME = "crossrank"
+DEPLOYMENT_NAME = "crossrank"
+KEY_ENV = "CROSSRANK_API_KEY"
+# Fields the driver uses (where to deploy, how to scale) or that must not travel (the secret, a local path).
+DRIVER_ONLY = frozenset({"api_key", "config_file"})
+RETRY_AFTER_S = 1
+PROXY_TIMEOUT_MARGIN_S = 5.0
+HEALTH_CHECK_PERIOD_S = 5.0
+CONSTRUCTOR_RETRIES = 3  # a model that fails to load fails the deploy soon (Serve's default retries 20 times)
+
+
+def disable_usage_stats() -> None:
+    """Ray reports usage statistics to a public host unless told not to: crossrank always tells it not to.
+    Call before Ray is imported or started (the setting is read when Ray starts)."""
+    os.environ[USAGE_STATS_ENV] = "0"
+
+
+def replica_values(settings: ServerSettings) -> dict[str, Any]:
+    """The settings a replica is built from: JSON-able values, never the API key."""
+    return settings.model_dump(mode="json", exclude=set(DRIVER_ONLY))
+
+
+def threads_for(cpus: float) -> int:
+    """Model threads for a replica or actor with ``cpus`` CPUs (as Ray sets ``OMP_NUM_THREADS``)."""
+    return max(1, math.floor(cpus))
+
+
+def thread_env(cpus: float) -> dict[str, str]:
+    """Environment that keeps torch and ONNX Runtime to the CPUs Ray gave the process: replicas on a
+    shared machine must not each start one thread per core."""
+    threads = str(threads_for(cpus))
+    return {"OMP_NUM_THREADS": threads, "CROSSRANK_THREADS": threads, USAGE_STATS_ENV: "0"}
+
+
+def max_ongoing(settings: ServerSettings) -> int:
+    """Requests Serve sends one replica at once: enough to keep our batcher's batches full (Serve's
+    default of 5 would starve it), never more than our queue holds."""
+    return settings.max_ongoing_requests or settings.max_queue  # the settings check it is <= max_queue
+
+
+def deployment_options(settings: ServerSettings) -> dict:
+    """Keyword arguments for ``serve.deployment`` (pure: also used to check the deploy/ files)."""
+    env = thread_env(settings.replica_cpus)
+    ongoing = max_ongoing(settings)
+    options: dict[str, Any] = {
+        "ray_actor_options": {
+            "num_cpus": settings.replica_cpus,
+            "num_gpus": settings.replica_gpus,
+            "runtime_env": {"env_vars": env},
+        },
+        "max_ongoing_requests": ongoing,
+        "max_queued_requests": settings.max_queued_requests or settings.max_queue,
+        "backpressure_config": {"status_code": 429, "retry_after_s": RETRY_AFTER_S},
+        "health_check_period_s": HEALTH_CHECK_PERIOD_S,
+        "max_constructor_retry_count": CONSTRUCTOR_RETRIES,
+    }
+    if settings.max_replicas is not None:
+        options["autoscaling_config"] = {
+            "min_replicas": 1 if settings.min_replicas is None else settings.min_replicas,
+            "initial_replicas": max(1, settings.min_replicas or 1),
+            "max_replicas": settings.max_replicas,
+            "target_ongoing_requests": max(1, ongoing // 2),
+        }
+    else:
+        options["num_replicas"] = settings.num_replicas
+    return options
+
+
+def http_options(settings: ServerSettings) -> dict[str, Any]:
+    """Options of Serve's HTTP proxy (``serve.start``)."""
+    return {
+        "host": settings.host,
+        "port": settings.port,
+        "request_timeout_s": settings.request_timeout_s + PROXY_TIMEOUT_MARGIN_S,
+    }
+
+
+class CrossrankReplica:
+    """The deployment class that ``serve.ingress`` wraps; Serve calls :meth:`check_health` periodically."""
+
+    def check_health(self) -> None:
+        """Raise (Serve then restarts this replica) when the batcher is not running."""
+        server = getattr(self.app.state, "server", None)
+        if server is None:
+            raise RuntimeError("the crossrank app is not running (the lifespan did not start or has ended)")
+        if not server.batcher.running:
+            raise RuntimeError(server.batcher.failure or "the crossrank batcher is not running")
+
+
+def replica_app(values: dict[str, Any], expect_key: bool):
+    """Build the FastAPI app on a replica (called there by the builder function)."""
+    from .app import create_app
+
+    if expect_key and not os.environ.get(KEY_ENV):
+        raise RuntimeError(
+            f"auth is on but {KEY_ENV} is not set on this replica; set it in the cluster's environment "
+            "(e.g. from a Kubernetes Secret), or start the local Ray with crossrank serve --ray"
+        )
+    limit_threads()
+    return create_app(ServerSettings(**values))
+
+
+def limit_threads() -> None:
+    """Use as many torch threads as the CPUs Ray assigned (``OMP_NUM_THREADS`` is read at torch import,
+    which may have happened before)."""
+    threads = os.environ.get("OMP_NUM_THREADS")
+    if threads and threads.isdigit():
+        import torch
+
+        torch.set_num_threads(int(threads))
+
+
+def build_deployment(settings: ServerSettings):
+    """The Serve deployment for ``settings`` (not yet bound)."""
+    from ray import serve
+
+    values, expect_key = replica_values(settings), settings.api_key is not None
+
+    def make_app():  # a plain zero-argument function: Serve calls it on each replica
+        return replica_app(values, expect_key)
+
+    ingress = serve.ingress(make_app)(CrossrankReplica)
+    return serve.deployment(ingress, name=DEPLOYMENT_NAME, **deployment_options(settings))
+
+
+def build_app(args: dict[str, Any] | None = None):
+    """Serve application builder: ``args`` are :class:`ServerSettings` fields (from ``serve run ...
+    key=value`` or a config file's ``args``); environment variables and ``config_file`` apply as usual.
+    The API key is read here only to know that auth is on: replicas read it from their environment."""
+    disable_usage_stats()
+    settings = ServerSettings(**(args or {}))
+    return build_deployment(settings).bind()
+
+
+class _Stop(BaseException):
+    """Raised by the SIGTERM/SIGINT handler to unwind to the clean-up, wherever the main thread is."""
+
+
+def serve_on_ray(settings: ServerSettings) -> int:
+    """``crossrank serve --ray``: deploy to ``settings.ray_address``, or to a local Ray started here, and
+    serve until SIGTERM or Ctrl-C; then remove the app, and stop the local Ray with every process it
+    started."""
+    disable_usage_stats()
+    optional_import("ray.serve", "ray")
+    import ray
+    from ray import serve
+
+    local = settings.ray_address is None
+    if local:  # a wrong model name fails here, in seconds, not after Serve's constructor retries
+        from ..models.resolve import resolve_model
+
+        resolve_model(settings.model)
+    if local and settings.api_key is not None:  # inherited by the local Ray's processes, never logged
+        os.environ[KEY_ENV] = settings.api_key.get_secret_value()
+    previous = _catch_stop_signals()
+    try:
+        if local:
+            ray.init(address="local", include_dashboard=False)
+            _check_local_cpus(settings, ray.cluster_resources().get("CPU", 0))
+        else:
+            ray.init(address=settings.ray_address)
+        _catch_stop_signals()  # ray.init installs a SIGTERM handler that aborts the driver: replace it
+        serve.start(http_options=http_options(settings))
+        serve.run(build_deployment(settings).bind(), name=APP_NAME, route_prefix="/", blocking=False)
+        logger.warning("crossrank serving on http://%s:%s (Ray Serve)", settings.host, settings.port)
+        threading.Event().wait()  # until a signal raises _Stop
+    except _Stop:
+        logger.warning("stopping")
+    finally:
+        for sig in previous:
+            signal.signal(sig, signal.SIG_IGN)  # a second Ctrl-C must not cut the clean-up short
+        _shut_down(local)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    return 0
+
+
+def _raise_stop(signum, frame) -> None:
+    raise _Stop()
+
+
+def _catch_stop_signals() -> dict:
+    """Route SIGTERM and SIGINT to the clean-up; returns the handlers they had."""
+    return {sig: signal.signal(sig, _raise_stop) for sig in (signal.SIGTERM, signal.SIGINT)}
+
+
+def _check_local_cpus(settings: ServerSettings, cpus: float) -> None:
+    replicas = settings.max_replicas or settings.num_replicas
+    if replicas * settings.replica_cpus > cpus:
+        raise InvalidInputError(
+            f"{replicas} replicas x {settings.replica_cpus:g} CPUs do not fit this machine's {cpus:g} CPUs; "
+            "lower num_replicas/max_replicas or replica_cpus (fractions such as 0.5 are allowed)"
+        )
+
+
+def _shut_down(local: bool) -> None:
+    import ray
+    from ray import serve
+
+    if not ray.is_initialized():
+        return
+    try:
+        serve.shutdown() if local else serve.delete(APP_NAME)
+    finally:
+        ray.shutdown()  # a local Ray started by ray.init stops all of its processes here

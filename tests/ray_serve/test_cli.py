@@ -1,0 +1,53 @@
+"""`crossrank serve --ray --num-replicas 2`: a local Ray started by the command answers the cohere SDK,
+and SIGTERM stops every process it started."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from .helpers import free_port, wait_ready
+
+pytestmark = [pytest.mark.ray, pytest.mark.slow, pytest.mark.timeout(600)]
+
+KEY = "cli-ray-key-31d7a0c9e2"
+
+
+def test_serve_ray_answers_cohere_and_sigterm_leaves_no_ray_process(tiny_xlmr_dir, tmp_path):
+    import cohere
+    import psutil
+
+    port = free_port()
+    command = [
+        sys.executable, "-m", "crossrank.cli.main", "serve", "--ray", "--num-replicas", "2",
+        "--model", str(tiny_xlmr_dir), "--backend", "torch", "--max-length", "128", "--port", str(port),
+    ]
+    env = {**os.environ, "CROSSRANK_API_KEY": KEY, "RAY_USAGE_STATS_ENABLED": "0"}
+    log = (tmp_path / "serve.log").open("w")  # a file, not a pipe: Ray logs a lot, a full pipe blocks
+    proc = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
+    started: list[psutil.Process] = []
+    try:
+        try:
+            wait_ready(f"http://127.0.0.1:{port}", alive=lambda: proc.poll() is None)
+        except AssertionError:
+            raise AssertionError((tmp_path / "serve.log").read_text()[-3000:]) from None
+        client = cohere.ClientV2(api_key=KEY, base_url=f"http://127.0.0.1:{port}")
+        docs = ["Berlin is in Germany.", "Paris is the capital of France.", "Bananas are yellow."]
+        response = client.rerank(model="m", query="capital of france", documents=docs, top_n=2)
+        assert len(response.results) == 2 and all(0 <= r.relevance_score <= 1 for r in response.results)
+        started = psutil.Process(proc.pid).children(recursive=True)
+        names = {p.name() for p in started}
+        assert {"raylet", "gcs_server"} <= names, names
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        code = proc.wait(timeout=120)
+        log.close()
+    assert code == 0
+    time.sleep(1)
+    left = [p for p in started if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+    assert left == [], [(p.pid, p.name()) for p in left]

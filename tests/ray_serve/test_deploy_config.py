@@ -1,0 +1,85 @@
+"""deploy/ files and the Ray settings, checked without a cluster: YAML parses, Ray Serve's own schemas
+accept them, their args are valid crossrank settings, and the key never travels in settings."""
+
+from __future__ import annotations
+
+import inspect
+from pathlib import Path
+
+import pytest
+import yaml
+
+from crossrank.server import ray as serve_ray
+from crossrank.server.settings import ServerSettings
+
+DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
+
+
+def serve_configs() -> dict[str, dict]:
+    rayservice = yaml.safe_load((DEPLOY / "rayservice.yaml").read_text())
+    return {
+        "serve-config.yaml": yaml.safe_load((DEPLOY / "serve-config.yaml").read_text()),
+        "rayservice.yaml": yaml.safe_load(rayservice["spec"]["serveConfigV2"]),
+    }
+
+
+@pytest.mark.parametrize("name", ["serve-config.yaml", "rayservice.yaml"])
+def test_serve_configs_pass_rays_schema_and_our_settings(name):
+    from ray.serve.schema import DeploymentSchema, ServeDeploySchema
+
+    config = ServeDeploySchema.model_validate(serve_configs()[name])
+    (app,) = config.applications
+    assert app.import_path == "crossrank.server.ray:build_app"
+    settings = ServerSettings(**app.args)
+    assert "api_key" not in app.args and settings.max_replicas
+    options = serve_ray.deployment_options(settings)
+    options.pop("max_constructor_retry_count")  # a serve.deployment option the schema does not list
+    schema = DeploymentSchema(name="crossrank", **options)
+    assert schema.max_ongoing_requests == settings.max_queue and schema.backpressure_config.status_code == 429
+    assert config.http_options.request_timeout_s > settings.request_timeout_s
+
+
+def test_rayservice_takes_the_key_from_a_secret():
+    spec = yaml.safe_load((DEPLOY / "rayservice.yaml").read_text())
+    assert (spec["apiVersion"], spec["kind"]) == ("ray.io/v1", "RayService")
+    cluster = spec["spec"]["rayClusterConfig"]
+    assert cluster["rayVersion"] == "2.60.0"
+    pods = [cluster["headGroupSpec"]] + cluster["workerGroupSpecs"]
+    for group in pods:
+        env = {e["name"]: e for e in group["template"]["spec"]["containers"][0]["env"]}
+        assert env["RAY_USAGE_STATS_ENABLED"]["value"] == "0"
+        assert "secretKeyRef" in env["CROSSRANK_API_KEY"]["valueFrom"]
+
+
+def test_deployment_options_follow_the_settings():
+    fixed = serve_ray.deployment_options(ServerSettings(num_replicas=3, max_queue=40, replica_cpus=2))
+    assert (fixed["num_replicas"], fixed["max_ongoing_requests"], fixed["max_queued_requests"]) == (3, 40, 40)
+    assert fixed["ray_actor_options"]["num_cpus"] == 2
+    assert fixed["ray_actor_options"]["runtime_env"]["env_vars"]["OMP_NUM_THREADS"] == "2"
+    scaled = serve_ray.deployment_options(
+        ServerSettings(min_replicas=0, max_replicas=5, max_ongoing_requests=8, max_queued_requests=3)
+    )
+    assert "num_replicas" not in scaled and scaled["autoscaling_config"]["max_replicas"] == 5
+    assert scaled["autoscaling_config"]["min_replicas"] == 0 and scaled["max_ongoing_requests"] == 8
+
+
+def test_ray_settings_are_checked():
+    with pytest.raises(ValueError, match="max_ongoing_requests"):
+        ServerSettings(max_queue=4, max_ongoing_requests=5)
+    with pytest.raises(ValueError, match="needs max_replicas"):
+        ServerSettings(min_replicas=1)
+    with pytest.raises(ValueError, match="min_replicas"):
+        ServerSettings(min_replicas=3, max_replicas=2)
+
+
+def test_replicas_get_settings_without_the_key_and_a_plain_builder_function():
+    settings = ServerSettings(api_key="a-real-secret-0123456789", model="embedded")
+    values = serve_ray.replica_values(settings)
+    assert "api_key" not in values and "a-real-secret" not in repr(values)
+    deployment = serve_ray.build_deployment(settings)
+    assert hasattr(deployment.func_or_class, "check_health")
+    cells = [c.cell_contents for c in deployment.func_or_class.__init__.__closure__]
+    (builder,) = [c for c in cells if inspect.isfunction(c) and c.__name__ == "make_app"]
+    assert builder.__code__.co_argcount == 0  # Serve calls it on each replica; a partial would be pickled
+    captured = [c.cell_contents for c in builder.__closure__]
+    assert "a-real-secret" not in repr(captured)

@@ -1,0 +1,36 @@
+"""rerank_table on a real local Ray (Ray Data actor pool): row-for-row the scores of Reranker.rerank on
+a Parquet file of ArguAna lists, a bad row included; a rerun skips the finished parts."""
+
+from __future__ import annotations
+
+import pytest
+
+from crossrank.batch import rerank_table
+
+from .data import BAD_ROW, arguana_rows, assert_same_as_library, read_output, write_parquet
+
+pytestmark = [pytest.mark.ray, pytest.mark.slow, pytest.mark.timeout(600)]
+
+
+def test_ray_data_job_matches_the_library_row_for_row(ray_cluster, tmp_path, shared_data, tiny_xlmr_dir):
+    from crossrank import Reranker
+
+    rows = arguana_rows(shared_data, queries=8)
+    source = write_parquet([*rows[:5], BAD_ROW | {"qid": "bad"}, *rows[5:]], tmp_path / "arguana.parquet")
+    seen: list[tuple[int, int]] = []
+    summary = rerank_table(
+        source, tmp_path / "out", model=str(tiny_xlmr_dir), backend="torch", max_length=96, top_n=3,
+        rows_per_file=3, concurrency=2, num_cpus=1, progress=lambda done, total: seen.append((done, total)),
+    )
+    assert (summary.written, summary.rows, summary.errors) == (3, 9, 1)
+    assert seen[-1] == (9, 9)
+    assert ray_cluster.is_initialized()  # the session's Ray was used, not stopped
+    out = read_output(tmp_path / "out")
+    assert [r["qid"] for r in out] == [r["qid"] for r in rows[:5]] + ["bad"] + [r["qid"] for r in rows[5:]]
+    assert "document 1 is empty" in out[5]["error"]
+    reranker = Reranker(str(tiny_xlmr_dir), backend="torch", max_length=96)
+    for row in out[:5] + out[6:]:
+        assert_same_as_library(reranker, row, top_n=3)
+    again = rerank_table(source, tmp_path / "out", model=str(tiny_xlmr_dir), backend="torch", max_length=96,
+                         top_n=3, rows_per_file=3, concurrency=2, num_cpus=1, progress=False)
+    assert (again.written, again.skipped) == (0, 3)

@@ -47,8 +47,9 @@ def check_cutoffs(top_n: int | None, threshold: float | str | None) -> None:
 
 def document_text(value: Any, where: str) -> str:
     """The text of one framework document, or an error that says which one has none."""
-    if not isinstance(value, str):
-        raise InvalidInputError(f"{where} has no text (got {type(value).__name__}); give every document text")
+    if not isinstance(value, str) or not value.strip():
+        got = "blank text" if isinstance(value, str) else type(value).__name__
+        raise InvalidInputError(f"{where} has no text (got {got}); give every document text or drop it")
     return value
 
 

@@ -34,7 +34,11 @@ class Ranked:
     def window_dict(self) -> dict[str, int | bool]:
         w = self.window
         return {
-            "index": w.index, "start": w.start, "end": w.end, "count": w.count, "truncated": self.truncated
+            "index": w.index,
+            "start": w.start,
+            "end": w.end,
+            "count": w.count,
+            "truncated": self.truncated,
         }
 
 
@@ -189,9 +193,28 @@ class Scorer:
 
     # ------------------------------------------------------------------ serialisation
 
-    def config(self) -> dict[str, Any]:
-        """JSON-safe settings to rebuild this scorer with ``Scorer(**config)`` (never the API key)."""
+    def model_config(self) -> tuple[str | None, dict[str, Any]]:
+        """``(model name, Reranker options)`` that rebuild the in-process model, for serialisation: a
+        given ``Reranker`` is described by its model name and the options it runs with."""
         if self.url is not None:
-            return {"url": self.url, "timeout": self.timeout}
-        model = self.model if self._reranker is None else self._reranker.model.name
-        return {"reranker": model, "reranker_options": self._options, "timeout": self.timeout}
+            return None, {}
+        if self.model is not None:
+            return self.model, dict(self._options)
+        info = self._reranker.info()
+        options = {name: info[name] for name in RERANKER_OPTIONS}
+        options["backend"] = info["backend"] if info["backend"] in ("torch", "onnx") else "auto"
+        return self._reranker.model.name, options
+
+
+# Reranker(...) arguments that info() reports (and so a given Reranker serialises with)
+RERANKER_OPTIONS = (
+    "dtype",
+    "max_length",
+    "query_max_length",
+    "batch_size",
+    "max_batch_tokens",
+    "window",
+    "stride",
+    "max_windows",
+    "aggregate",
+)

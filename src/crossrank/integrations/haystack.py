@@ -31,7 +31,8 @@ class CrossrankRanker:
 
     Args:
         model: a :class:`crossrank.Reranker` or a model name/folder (default ``"embedded"``); loaded by
-            :meth:`warm_up` (or the first run).
+            :meth:`warm_up` (or the first run). A given ``Reranker`` serialises as its model name and
+            the options it runs with.
         url: base URL of a ``crossrank serve`` to score remotely instead.
         api_key: that server's key as a Haystack ``Secret`` (default: the ``CROSSRANK_API_KEY`` variable,
             if set); serialised as the variable's name, never its value.
@@ -56,25 +57,23 @@ class CrossrankRanker:
         self.top_k, self.threshold, self.timeout = top_k, threshold, timeout
         self.reranker_options = reranker_options
         key = api_key.resolve_value() if api_key is not None else None
-        self._scorer = Scorer(
-            model, url=url, api_key=key, timeout=timeout, reranker_options=reranker_options
-        )
+        self._scorer = Scorer(model, url=url, api_key=key, timeout=timeout, reranker_options=reranker_options)
 
     def warm_up(self) -> None:
         """Load the in-process model (nothing to do for a remote server)."""
         _ = self._scorer.reranker
 
     def to_dict(self) -> dict[str, Any]:
-        model = self.model if isinstance(self.model, str) else self.model.model.name
+        model, options = self._scorer.model_config()
         return _haystack.default_to_dict(
             self,
-            model=model,
+            model=model or "embedded",
             url=self.url,
             api_key=self.api_key.to_dict() if self.api_key is not None else None,
             top_k=self.top_k,
             threshold=self.threshold,
             timeout=self.timeout,
-            reranker_options=self.reranker_options,
+            reranker_options=options or None,
         )
 
     @classmethod
@@ -86,7 +85,7 @@ class CrossrankRanker:
         top_k = self.top_k if top_k is None else top_k
         threshold = self.threshold if threshold is None else threshold
         check_cutoffs(top_k, threshold)
-        texts = [document_text(d.content, f"documents[{i}].content") for i, d in enumerate(documents)]
+        texts = [document_text(d.content, f"documents[{i}]") for i, d in enumerate(documents)]
         return texts, top_k, threshold
 
     @staticmethod

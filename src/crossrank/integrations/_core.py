@@ -86,6 +86,10 @@ class Scorer:
         self._options = dict(reranker_options or {})
         if url is None and reranker is None:
             self.model = "embedded"
+        if self._reranker is not None and reranker_options:
+            raise InvalidInputError(
+                "reranker_options apply when a model name is given; set them on the Reranker you pass instead"
+            )
         if url is not None and not url.startswith(("http://", "https://")):
             raise InvalidInputError(f"url must start with http:// or https://, got {url!r}")
 

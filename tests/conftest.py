@@ -15,6 +15,8 @@ import pytest
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 # Nothing leaves the machine in tests: Ray reads this when it starts (tests/ray, crossrank serve --ray).
 os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
+# Haystack sends usage telemetry unless told not to (read when haystack is first imported).
+os.environ["HAYSTACK_TELEMETRY_ENABLED"] = "False"
 
 
 def _shared_data() -> Path:

@@ -108,7 +108,11 @@ def test_cohere_v2_legacy_fields_and_objects(client):
 def test_cohere_v1_defaults_and_rank_fields(client):
     body = client.post("/v1/rerank", json={"query": QUERY, "documents": DOCS}).json()
     assert body["meta"]["api_version"]["version"] == "1"
-    assert all("document" not in r for r in body["results"])  # Cohere v1: return_documents defaults to false
+    # Jina's default (documents echoed as {"text"}), which Cohere v1 clients accept as well
+    assert all(r["document"] == {"text": DOCS[r["index"]]} for r in body["results"])
+    off = {"query": QUERY, "documents": DOCS, "return_documents": False}
+    bare = client.post("/v1/rerank", json=off).json()
+    assert all("document" not in r for r in bare["results"])
     docs = [
         {"title": "France", "body": "Paris is the capital of France."},
         {"title": "Fruit", "body": "Bananas."},

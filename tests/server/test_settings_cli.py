@@ -41,8 +41,8 @@ def test_precedence_flags_env_file(tmp_path, monkeypatch):
 def test_json_config_file_and_none_values(tmp_path):
     config = tmp_path / "server.json"
     config.write_text(json.dumps({"max_wait_ms": 2.5, "window": 64}))
-    s = parse("--config-file", str(config), "--stride", "none", "--v1-return-documents")
-    assert (s.max_wait_ms, s.window, s.stride, s.v1_return_documents) == (2.5, 64, None, True)
+    s = parse("--config-file", str(config), "--stride", "none", "--no-v1-return-documents")
+    assert (s.max_wait_ms, s.window, s.stride, s.v1_return_documents) == (2.5, 64, None, False)
 
 
 def test_bad_settings_are_clear_errors(tmp_path):

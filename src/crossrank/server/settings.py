@@ -101,7 +101,9 @@ class ServerSettings(BaseSettings):
     )
     # --- dialect defaults
     v1_return_documents: bool = Field(
-        False, description="return_documents default on /v1/rerank (false: Cohere v1; true: Jina)"
+        True,
+        description="return_documents default on /v1/rerank (true: Jina's default; a document object "
+        "is valid in Cohere v1 responses too)",
     )
     v2_return_documents: bool = Field(False, description="return_documents default on /v2/rerank")
     rerank_return_documents: bool = Field(

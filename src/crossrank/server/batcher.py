@@ -96,20 +96,40 @@ class Batcher:
         self._fail_waiting(UnavailableError("the server is shutting down; retry on another instance"))
         state.executor.shutdown(wait=False, cancel_futures=True)
 
-    def submit(self, pairs: list[tuple[str, str]], options: ScoreOptions, tokens: int) -> Job:
-        """Queue a request's pairs; await ``job.future`` for their scores (in order)."""
+    def check_room(self) -> None:
+        """Raise what :meth:`submit` would raise now (not running: 503; queue full: 429), so that a
+        request is refused before it costs tokenization."""
         if not self.running:
             raise UnavailableError(self.failure or "the model is not running; retry shortly")
+        if self._state.queue.full():
+            self._refuse()
+
+    def _refuse(self):
+        self.metrics.rejected.inc()
+        raise OverloadedError(
+            f"the server is overloaded: {self.max_queue} requests are already waiting (max_queue); "
+            "retry after a short delay"
+        )
+
+    @property
+    def waiting(self) -> int:
+        """Requests queued or being scored now (0 when idle: no work is left behind)."""
+        state = self._state
+        if state is None:
+            return 0
+        pending = [job for job in state.inflight if not job.future.done()]
+        carry = 1 if state.carry is not None and not state.carry.future.done() else 0
+        return state.queue.qsize() + len(pending) + carry
+
+    def submit(self, pairs: list[tuple[str, str]], options: ScoreOptions, tokens: int) -> Job:
+        """Queue a request's pairs; await ``job.future`` for their scores (in order)."""
+        self.check_room()
         loop = asyncio.get_running_loop()
         job = Job(pairs, options, tokens, loop.create_future(), loop.time())
         try:
             self._state.queue.put_nowait(job)
         except asyncio.QueueFull:
-            self.metrics.rejected.inc()
-            raise OverloadedError(
-                f"the server is overloaded: {self.max_queue} requests are already waiting (max_queue); "
-                "retry after a short delay"
-            ) from None
+            self._refuse()
         self.metrics.queue_depth.set(self._state.queue.qsize())
         return job
 

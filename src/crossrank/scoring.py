@@ -116,8 +116,8 @@ def check_encodable(value: str, what: str) -> None:
         char = value[exc.start]
         raise InvalidInputError(
             f"{what} holds a lone surrogate U+{ord(char):04X} at character {exc.start}, which is not "
-            "valid Unicode and cannot be tokenized; send valid UTF-8 text (decode bytes with "
-            "errors='replace', or pair the surrogate with its other half)"
+            "valid Unicode and cannot be tokenized; send valid text (decode bytes with errors='replace'; "
+            "a UTF-16 surrogate pair must be joined into one code point, e.g. by decoding as UTF-16)"
         ) from None
 
 

@@ -76,8 +76,29 @@ def create_app(settings: ServerSettings | None = None, reranker: Reranker | None
     app.include_router(router)
     install_error_handlers(app)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(HeaderLimitMiddleware, max_bytes=settings.max_header_bytes)
     app.add_middleware(MetricsMiddleware, metrics=metrics, routes=ROUTES)
     return app
+
+
+class HeaderLimitMiddleware:
+    """Refuses requests whose headers total more than ``max_bytes`` (431). uvicorn's httptools parser
+    accepts headers of any size, so the limit is kept here, for every server that runs the app."""
+
+    def __init__(self, app, max_bytes: int):
+        self.app, self.max_bytes = app, max_bytes
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] == "http":
+            size = sum(len(name) + len(value) + 4 for name, value in scope.get("headers") or ())
+            if size > self.max_bytes:
+                message = (
+                    f"the request headers total {size:,} bytes, over max_header_bytes={self.max_bytes:,}; "
+                    "send shorter headers (cookies, tokens)"
+                )
+                await _refuse(send, 431, message)
+                return
+        await self.app(scope, receive, send)
 
 
 class BodyLimitMiddleware:

@@ -271,6 +271,7 @@ def main() -> int:
         "rss_before_mb": rss_before / 2**20,
         "rss_peak_mb": peak / 2**20,
         "rss_peak_growth_mb": (peak - rss_before) / 2**20,
+        "rss_end_mb": sampler.last_before(time.monotonic()) / 2**20,  # after the recovery run
         "recovery_s": recovered,
         "after": {k: v for k, v in after.items() if k != "windows"},
         "after_first_windows": after["windows"][:10],

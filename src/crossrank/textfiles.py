@@ -77,9 +77,8 @@ def _wide_text(data: bytes, encoding: str, name: str) -> str:
 
 
 def read_lines(path: str | Path) -> Iterator[tuple[int, str]]:
-    """``(line number, line)`` for each line of a file (``"-"``: standard input), without line ends.
-
-    A trailing newline does not make an extra empty line.
+    """``(line number, line)`` for each line of a file (``"-"``: standard input; ``.gz``: gunzipped),
+    without line ends. A trailing newline does not make an extra empty line.
     """
     name = str(path)
     if name == STDIN:
@@ -88,6 +87,12 @@ def read_lines(path: str | Path) -> Iterator[tuple[int, str]]:
     file = Path(path)
     if not file.is_file():
         raise InvalidInputError(f"input file {name} does not exist")
+    if file.suffix == ".gz":
+        import gzip
+
+        with gzip.open(file, "rb") as handle:
+            yield from _stream_lines(handle, name)
+        return
     with file.open("rb") as handle:
         yield from _stream_lines(handle, name)
 

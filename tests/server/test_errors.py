@@ -157,3 +157,12 @@ def test_a_surrogate_in_a_field_name_gives_a_clean_422(client):
     raw = b'{"query": "q", "documents": ["a"], "top_n": "x", "\\ud800": 1}'
     response = client.post("/v2/rerank", content=raw, headers={"content-type": "application/json"})
     assert response.status_code == 422 and "top_n" in response.json()["message"]
+
+
+def test_echoed_nan_and_infinity_are_422(client):
+    """Python's JSON parser accepts NaN/Infinity; an echoed document object holding one would make the
+    response unencodable (was a 500)."""
+    for literal in ("NaN", "Infinity", "-Infinity"):
+        raw = f'{{"query": "q", "documents": [{{"text": "a", "id": {literal}}}], "return_documents": true}}'
+        response = client.post("/rerank", content=raw.encode(), headers={"content-type": "application/json"})
+        assert_docs_error(response, 422, "documents[0].id holds NaN or Infinity")

@@ -217,6 +217,17 @@ def encode(body: dict, raw_utf8: bool) -> bytes:
     return json.dumps(body).encode("ascii")
 
 
+def post_once_more_on_reset(http, url: str, data: bytes, headers: dict):
+    """POST; a pooled keep-alive connection that the server closed meanwhile (idle timeout, an early
+    refusal) is retried once on a new one. A second failure is real and propagates."""
+    import requests
+
+    try:
+        return http.post(url, data=data, headers=headers, timeout=30)
+    except requests.ConnectionError:
+        return requests.post(url, data=data, headers=headers, timeout=30)
+
+
 def send_unicode_bodies(url: str, http, dialect: str, strategy, tally: Tally) -> None:
     label = f"unicode {dialect}"
 
@@ -225,7 +236,7 @@ def send_unicode_bodies(url: str, http, dialect: str, strategy, tally: Tally) ->
     def check(body, raw_utf8):
         headers = {"content-type": "application/json"}
         data = encode(body, raw_utf8)
-        response = http.post(f"{url}{ROUTES[dialect]}", data=data, headers=headers, timeout=30)
+        response = post_once_more_on_reset(http, f"{url}{ROUTES[dialect]}", data, headers)
         tally.record(label, response, body)
         scored = [body["query"], *body.get("texts", body.get("documents", []))]
         if has_surrogate(scored) and response.status_code not in (400, 413, 422):

@@ -134,7 +134,7 @@ class BodyLimitMiddleware:
         body = b"".join(chunks)
         problem = _not_utf8_json(body, headers.get(b"content-type", b""))
         if problem:
-            await _refuse(send, 422, problem)
+            await _refuse(send, 422, problem, close=False)  # the body was read: the connection stays usable
             return
         await self.app(scope, _replay(body, receive), send)
 
@@ -160,17 +160,15 @@ def _not_utf8_json(body: bytes, content_type: bytes) -> str | None:
     return None
 
 
-async def _refuse(send, status: int, message: str) -> None:
+async def _refuse(send, status: int, message: str, close: bool = True) -> None:
     """An error answered before the body is parsed; the dialect cannot be told without the body, so
-    this shape satisfies TEI and Cohere/Jina clients alike."""
+    this shape satisfies TEI and Cohere/Jina clients alike. ``close``: the body was not read."""
     kind = "Validation"
     body = {"error": message, "error_type": kind, "message": message, "detail": message, "type": kind}
     payload = json.dumps(body).encode("utf-8")
-    headers = [
-        (b"content-type", b"application/json"),
-        (b"content-length", str(len(payload)).encode()),
-        (b"connection", b"close"),
-    ]
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode())]
+    if close:
+        headers.append((b"connection", b"close"))
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": payload})
 

@@ -131,15 +131,20 @@ def document_texts(
 
 def _check_echo(data: dict[str, Any], i: int) -> None:
     """A document object is echoed back as sent: every field must be valid Unicode (no lone surrogate
-    from a ``\\ud800`` escape), or the response could not be encoded."""
+    from a ``\\ud800`` escape) and hold no NaN/Infinity (Python's JSON parser accepts them, JSON does
+    not), or the response could not be encoded."""
     for key, value in data.items():
+        name = key.encode("utf-8", "backslashreplace").decode("utf-8")
         try:
-            json.dumps([key, value], ensure_ascii=False).encode("utf-8")
+            json.dumps([key, value], ensure_ascii=False, allow_nan=False).encode("utf-8")
         except UnicodeEncodeError:
-            name = key.encode("utf-8", "backslashreplace").decode("utf-8")
             raise InvalidInputError(
                 f"documents[{i}].{name} holds a lone surrogate (an unpaired \\ud800-\\udfff escape), which "
                 "is not valid Unicode; send valid UTF-8 text"
+            ) from None
+        except ValueError:
+            raise InvalidInputError(
+                f"documents[{i}].{name} holds NaN or Infinity, which JSON does not allow; send a number"
             ) from None
 
 

@@ -93,10 +93,32 @@ def validate_pairs(pairs: Sequence, max_document_chars: int | None) -> list[tupl
 
 
 def check_text(value, what: str) -> None:
+    """The one check of text entering the inference path (library, CLI, server, pipeline, index): a
+    non-blank string that the tokenizer can take (:func:`check_encodable`)."""
     if not isinstance(value, str):
         raise InvalidInputError(f"{what} must be a string, got {type(value).__name__}")
     if not value.strip():
         raise InvalidInputError(f"{what} is empty; pass non-blank text or drop it")
+    check_encodable(value, what)
+
+
+def check_encodable(value: str, what: str) -> None:
+    """Refuse text that is not valid Unicode: lone surrogates (U+D800–U+DFFF), which JSON's ``\\ud800``
+    escapes, ``surrogateescape``-decoded bytes and ``str`` slicing of UTF-16 data produce. They have no
+    UTF-8 form, so the Rust tokenizer cannot take them (a raw ``TypeError``). Every other code point,
+    NUL and non-characters included, is valid and tokenized as is. The text is refused rather than
+    repaired: a silent replacement would score a different text than the caller sent."""
+    if value.isascii():
+        return
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        char = value[exc.start]
+        raise InvalidInputError(
+            f"{what} holds a lone surrogate U+{ord(char):04X} at character {exc.start}, which is not "
+            "valid Unicode and cannot be tokenized; send valid text (decode bytes with errors='replace'; "
+            "a UTF-16 surrogate pair must be joined into one code point, e.g. by decoding as UTF-16)"
+        ) from None
 
 
 def plan_batches(lengths: Sequence[int], batch_size: int, max_batch_tokens: int) -> list[list[int]]:

@@ -138,6 +138,14 @@ def _json_row(line: bytes, number: int) -> dict[str, Any]:
         return {BAD_LINE: f"line {number} is not valid JSON ({exc}); write one JSON object per line"}
     if not isinstance(value, dict):
         return {BAD_LINE: f"line {number} is a JSON {type(value).__name__}, not an object"}
+    # A lone surrogate, which no column can store, comes from a \u escape or from the bytes ED A0..BF xx
+    # (json.loads decodes bytes with "surrogatepass").
+    if b"\\u" in line or b"\xed" in line:
+        try:
+            json.dumps(value, ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError:
+            return {BAD_LINE: f"line {number} holds a lone surrogate (an unpaired \\ud800-\\udfff escape), "
+                    "which is not valid Unicode; fix that text"}
     return value
 
 

@@ -8,8 +8,9 @@ when they are spread out (high σ) there is a clear separation and the bar is hi
 from __future__ import annotations
 
 import math
+import numbers
 import statistics
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 from .errors import InvalidInputError
 
@@ -26,25 +27,49 @@ def sigmoid(x: float) -> float:
     return z / (1.0 + z)
 
 
+def check_probabilities(scores: Iterable[float], what: str = "scores") -> list[float]:
+    """``scores`` as floats, refused (:class:`InvalidInputError`) unless each is a finite number in
+    [0, 1]: the σ rule is defined on normalised scores, and a NaN would silently sort anywhere."""
+    if isinstance(scores, str | bytes | dict) or not isinstance(scores, Iterable):
+        raise InvalidInputError(f"{what} must be a list of numbers in [0, 1], got {type(scores).__name__}")
+    values = []
+    for i, score in enumerate(scores):
+        if isinstance(score, bool) or not isinstance(score, numbers.Real):
+            raise InvalidInputError(f"{what}[{i}] must be a number in [0, 1], got {type(score).__name__}")
+        value = float(score)
+        if not (math.isfinite(value) and 0.0 <= value <= 1.0):
+            raise InvalidInputError(
+                f"{what}[{i}] is {value!r}, not a probability in [0, 1]; pass normalised scores "
+                "(RerankResult.score, compute_score(..., normalize=True) or sigmoid(logit)), not raw logits"
+            )
+        values.append(value)
+    return values
+
+
+def _check_top_k(top_k) -> int:
+    if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
+        raise InvalidInputError(f"top_k must be a positive integer (scores the σ rule uses), got {top_k!r}")
+    return top_k
+
+
 def top_sigma(scores: Sequence[float], top_k: int = DYNAMIC_TOP_K) -> float:
     """σ (population standard deviation) of the ``top_k`` highest scores; 0 for fewer than two.
+    Scores must be normalised (finite, in [0, 1]); anything else is an :class:`InvalidInputError`.
 
     >>> top_sigma([0.9, 0.1])
     0.4
     """
-    top = sorted(scores, reverse=True)[:top_k]
+    top = sorted(check_probabilities(scores), reverse=True)[: _check_top_k(top_k)]
     return statistics.pstdev(top) if len(top) > 1 else 0.0
 
 
 def dynamic_threshold(scores: Sequence[float], top_k: int = DYNAMIC_TOP_K) -> float:
     """The σ rule on :func:`top_sigma` of the normalised scores: σ < 0.05 → 0.40; σ > 0.15 → 0.65;
-    linear in between. A single score has σ = 0.
+    linear in between. A single score has σ = 0; no scores give 0.40.
 
     >>> dynamic_threshold([0.9, 0.1])
     0.65
     """
-    if not scores:
-        return THRESHOLD_LOW
     sigma = top_sigma(scores, top_k)
     if sigma <= SIGMA_LOW:
         return THRESHOLD_LOW

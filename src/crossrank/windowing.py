@@ -40,6 +40,17 @@ def plan_windows(
     >>> plan_windows(10, 4, 3)
     ([(0, 4), (3, 7), (6, 10)], False)
     """
+    numbers = {"n_tokens": n_tokens, "window": window, "stride": stride, "max_windows": max_windows}
+    for name, value in numbers.items():
+        optional = name in ("stride", "max_windows")
+        if (value is not None or not optional) and (isinstance(value, bool) or not isinstance(value, int)):
+            raise InvalidInputError(f"{name} must be an integer, got {value!r}")
+    if n_tokens < 0:
+        raise InvalidInputError(f"n_tokens must be >= 0, got {n_tokens}")
+    if max_windows is not None and max_windows < 1:
+        raise InvalidInputError(f"max_windows must be at least 1, got {max_windows}")
+    if truncate not in (None, "right", "left"):
+        raise InvalidInputError(f"truncate must be None, 'right' or 'left', got {truncate!r}")
     if window < 1:
         raise InvalidInputError(f"window must be at least 1 token, got {window}")
     stride = default_stride(window) if stride is None else stride
@@ -56,11 +67,10 @@ def plan_windows(
         return [(0, window)], True
     if truncate == "left":
         return [(n_tokens - window, n_tokens)], True
-    count = 1 + math.ceil((n_tokens - window) / stride)
-    starts = [min(i * stride, n_tokens - window) for i in range(count)]
-    truncated = False
-    if max_windows is not None and count > max_windows:
-        starts, truncated = starts[:max_windows], True
+    count = 1 + (n_tokens - window + stride - 1) // stride  # integer ceil: exact for any size
+    truncated = max_windows is not None and count > max_windows
+    kept = max_windows if truncated else count  # only the windows kept are listed (bounded work)
+    starts = [min(i * stride, n_tokens - window) for i in range(kept)]
     return [(s, s + window) for s in starts], truncated
 
 

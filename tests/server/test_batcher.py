@@ -137,3 +137,61 @@ def test_full_queue_refuses_and_stop_fails_waiting():
 
     outcomes = run(main())
     assert all(isinstance(o, UnavailableError) for o in outcomes)
+
+
+def test_check_room_refuses_before_any_work_and_waiting_counts_jobs():
+    async def main():
+        gate = threading.Event()
+        batcher = Batcher(Recorder(gate), token_budget=1, max_wait_ms=0, max_queue=1)
+        await batcher.start()
+        batcher.check_room()  # room: no error
+        computing = batcher.submit([("q", "a")], OPTIONS, tokens=1)
+        await asyncio.sleep(0.05)
+        with batcher.admit():  # holds the one place
+            with pytest.raises(OverloadedError, match="max_queue"):
+                batcher.check_room()
+            queued = batcher.submit([("q", "b")], OPTIONS, tokens=1)
+        assert batcher.waiting == 2  # one being scored, one queued
+        with pytest.raises(OverloadedError, match="max_queue"):
+            batcher.check_room()
+        rejected = batcher.metrics.rejected._value.get()
+        gate.set()
+        await asyncio.gather(computing.future, queued.future)
+        assert batcher.waiting == 0
+        batcher.check_room()
+        await batcher.stop()
+        with pytest.raises(UnavailableError):
+            batcher.check_room()
+        return rejected
+
+    assert run(main()) == 2
+
+
+@pytest.mark.timeout(60)
+def test_overload_is_refused_before_tokenization(make_server, fake_reranker):
+    """With the queue full, a request is answered 429 without its texts being tokenized."""
+    import concurrent.futures
+
+    import httpx
+
+    from .fakes import FakeBackend
+
+    with make_server(FakeBackend(delay=0.5), max_queue=1, max_wait_ms=0, batch_token_budget=64) as live:
+        service = live.server.config.app.state.server.service
+        counted: list[int] = []
+        original = service.count_tokens
+
+        def counting(job, options):
+            counted.append(len(job.texts))
+            return original(job, options)
+
+        service.count_tokens = counting
+
+        def call(i):
+            with httpx.Client(base_url=live.url, timeout=30) as c:
+                return c.post("/v2/rerank", json={"query": f"q{i}", "documents": ["paris"] * (i + 1)})
+
+        with concurrent.futures.ThreadPoolExecutor(10) as pool:
+            statuses = [r.status_code for r in pool.map(call, range(10))]
+    assert set(statuses) <= {200, 429} and statuses.count(429) >= 5
+    assert len(counted) == statuses.count(200), "refused requests were tokenized"

@@ -114,3 +114,55 @@ def test_failed_batch_fails_every_request_without_leaking(make_server):
                 assert response.json()["error_type"] == "Backend"
         with httpx.Client(base_url=live.url) as c:
             assert c.get("/ready").status_code == 200  # a failed batch does not take the server down
+
+
+SURROGATE_BODIES = [
+    ("/rerank", '{"query": "\\ud800", "texts": ["a"]}', "query holds a lone surrogate U+D800 at character 0"),
+    ("/rerank", '{"query": "q", "texts": ["a", "b\\udfff"]}', "document 1 holds a lone surrogate"),
+    ("/rerank", '{"query": "q", "documents": ["\\udc80"]}', "document 0 holds a lone surrogate"),
+    ("/v1/rerank", '{"query": "q\\ud83d", "documents": ["a"]}', "query holds a lone surrogate U+D83D"),
+    ("/v2/rerank", '{"query": "q", "documents": ["ok", "x\\ud800y"]}', "document 1 holds"),
+    ("/v2/rerank", '{"query": "q", "documents": [{"text": "ok", "x": "\\ud800"}]}', "documents[0].x"),
+    ("/v2/rerank", '{"query": "q", "documents": [{"t": "\\ud800"}], "rank_fields": ["t"]}', "documents[0].t"),
+]
+
+
+@pytest.mark.parametrize("route,raw,words", SURROGATE_BODIES)
+def test_lone_surrogates_are_422_in_each_dialect(client, route, raw, words):
+    """Valid JSON (``\\ud800`` escapes) that no tokenizer can take: 422 naming the field and position."""
+    response = client.post(route, content=raw.encode(), headers={"content-type": "application/json"})
+    if route == "/rerank" and '"texts"' in raw:
+        assert_tei_error(response, 422, "Validation", words)
+    else:
+        assert_docs_error(response, 422, words)
+
+
+@pytest.mark.parametrize("route", ["/rerank", "/v1/rerank", "/v2/rerank"])
+def test_a_body_that_is_not_utf8_is_422(client, route):
+    for raw in (
+        b'{"query": "caf\xe9", "texts": ["a"], "documents": ["a"]}',  # Latin-1
+        b'{"query": "\xed\xa0\x80", "texts": ["a"], "documents": ["a"]}',  # an encoded surrogate
+        '{"query": "q", "texts": ["a"]}'.encode("utf-16"),
+    ):
+        response = client.post(route, content=raw, headers={"content-type": "application/json"})
+        assert response.status_code == 422, response.text
+        body = response.json()
+        assert "not valid UTF-8 at byte" in body["message"] and body["error_type"] == "Validation"
+    assert client.post(route, content=b"caf\xe9", headers={"content-type": "text/plain"}).status_code < 500
+    ok = client.post(route, json={"query": "café ☕", "texts": ["crème"], "documents": ["crème"]})
+    assert ok.status_code == 200, ok.text
+
+
+def test_a_surrogate_in_a_field_name_gives_a_clean_422(client):
+    raw = b'{"query": "q", "documents": ["a"], "top_n": "x", "\\ud800": 1}'
+    response = client.post("/v2/rerank", content=raw, headers={"content-type": "application/json"})
+    assert response.status_code == 422 and "top_n" in response.json()["message"]
+
+
+def test_echoed_nan_and_infinity_are_422(client):
+    """Python's JSON parser accepts NaN/Infinity; an echoed document object holding one would make the
+    response unencodable (was a 500)."""
+    for literal in ("NaN", "Infinity", "-Infinity"):
+        raw = f'{{"query": "q", "documents": [{{"text": "a", "id": {literal}}}], "return_documents": true}}'
+        response = client.post("/rerank", content=raw.encode(), headers={"content-type": "application/json"})
+        assert_docs_error(response, 422, "documents[0].id holds NaN or Infinity")

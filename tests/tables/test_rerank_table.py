@@ -95,3 +95,27 @@ def test_cli_rerank_table_in_process(tmp_path, rows, tiny_xlmr_dir, capsys):
     report = json.loads(capsys.readouterr().out)
     assert (report["parts_written"], report["rows"], report["rows_with_error"]) == (1, 2, 0)
     assert all(len(r["ranking"]) == 2 for r in read_output(tmp_path / "out"))
+
+
+def test_rows_with_lone_surrogates_get_an_error_and_the_rest_is_written(tmp_path, tiny_xlmr_dir):
+    """A \\ud800 escape (or its raw bytes) in any column: that row's error, the other rows scored."""
+    source = tmp_path / "in.jsonl"
+    good = {"query": "capital of france", "candidates": ["Paris", "Berlin"]}
+    source.write_bytes(
+        b"".join(
+            [
+                json.dumps(good).encode() + b"\n",
+                json.dumps({**good, "query": "caf\ud800"}).encode() + b"\n",
+                json.dumps({**good, "note": "\udfff"}).encode() + b"\n",
+                b'{"query": "q\xed\xa0\x80", "candidates": ["a"]}\n',
+                json.dumps({**good, "query": "caf\u00e9 \\u escapes are fine"}).encode() + b"\n",
+            ]
+        )
+    )
+    summary = rerank_table(source, tmp_path / "out", model=str(tiny_xlmr_dir), use_ray=False, progress=False,
+                           **MODEL)
+    assert (summary.rows, summary.errors) == (5, 3)
+    out = read_output(tmp_path / "out")
+    assert [r["error"] is None for r in out] == [True, False, False, False, True]
+    assert all("lone surrogate" in r["error"] for r in out[1:4])
+    assert out[4]["query"] == "café \\u escapes are fine" and len(out[4]["scores"]) == 2

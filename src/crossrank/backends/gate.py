@@ -144,9 +144,11 @@ def torch_gate_file(model_dir: str | Path, dtype: str) -> Path:
 def save_torch_gate(model_dir: str | Path, dtype: str, record: dict) -> Path:
     import json
 
+    from ..fsutil import write_text_atomic
+
     path = torch_gate_file(model_dir, dtype)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+    write_text_atomic(path, json.dumps(record, indent=2) + "\n")
     return path
 
 

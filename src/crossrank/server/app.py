@@ -76,12 +76,35 @@ def create_app(settings: ServerSettings | None = None, reranker: Reranker | None
     app.include_router(router)
     install_error_handlers(app)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(HeaderLimitMiddleware, max_bytes=settings.max_header_bytes)
     app.add_middleware(MetricsMiddleware, metrics=metrics, routes=ROUTES)
     return app
 
 
+class HeaderLimitMiddleware:
+    """Refuses requests whose headers total more than ``max_bytes`` (431). uvicorn's httptools parser
+    accepts headers of any size, so the limit is kept here, for every server that runs the app."""
+
+    def __init__(self, app, max_bytes: int):
+        self.app, self.max_bytes = app, max_bytes
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] == "http":
+            size = sum(len(name) + len(value) + 4 for name, value in scope.get("headers") or ())
+            if size > self.max_bytes:
+                message = (
+                    f"the request headers total {size:,} bytes, over max_header_bytes={self.max_bytes:,}; "
+                    "send shorter headers (cookies, tokens)"
+                )
+                await _refuse(send, 431, message)
+                return
+        await self.app(scope, receive, send)
+
+
 class BodyLimitMiddleware:
-    """Reads request bodies up to ``max_bytes`` (413 beyond), then hands them on in one piece."""
+    """Reads request bodies up to ``max_bytes`` (413 beyond), refuses JSON bodies that are not UTF-8
+    (422: RFC 8259 requires it, and Python's decoder would otherwise guess UTF-16 or pass encoded
+    surrogates through), then hands the body on in one piece."""
 
     def __init__(self, app, max_bytes: int):
         self.app, self.max_bytes = app, max_bytes
@@ -90,9 +113,10 @@ class BodyLimitMiddleware:
         if scope["type"] != "http" or scope.get("method") not in BODY_METHODS:
             await self.app(scope, receive, send)
             return
-        declared = dict(scope.get("headers") or ()).get(b"content-length", b"")
+        headers = dict(scope.get("headers") or ())
+        declared = headers.get(b"content-length", b"")
         if declared.isdigit() and int(declared) > self.max_bytes:
-            await self._refuse(scope, send)
+            await _refuse(send, 413, self._too_large())
             return
         chunks, size = [], 0
         while True:
@@ -102,34 +126,51 @@ class BodyLimitMiddleware:
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > self.max_bytes:
-                await self._refuse(scope, send)
+                await _refuse(send, 413, self._too_large())
                 return
             chunks.append(chunk)
             if not message.get("more_body", False):
                 break
-        await self.app(scope, _replay(b"".join(chunks), receive), send)
+        body = b"".join(chunks)
+        problem = _not_utf8_json(body, headers.get(b"content-type", b""))
+        if problem:
+            await _refuse(send, 422, problem, close=False)  # the body was read: the connection stays usable
+            return
+        await self.app(scope, _replay(body, receive), send)
 
-    async def _refuse(self, scope, send) -> None:
-        message = (
+    def _too_large(self) -> str:
+        return (
             f"the request body is larger than max_body_bytes={self.max_bytes:,} bytes; "
             "send fewer or shorter documents per request"
         )
-        # The dialect cannot be told without the body: this shape satisfies TEI and Cohere/Jina clients.
-        body = {
-            "error": message,
-            "error_type": "Validation",
-            "message": message,
-            "detail": message,
-            "type": "Validation",
-        }
-        payload = json.dumps(body).encode("utf-8")
-        headers = [
-            (b"content-type", b"application/json"),
-            (b"content-length", str(len(payload)).encode()),
-            (b"connection", b"close"),
-        ]
-        await send({"type": "http.response.start", "status": 413, "headers": headers})
-        await send({"type": "http.response.body", "body": payload})
+
+
+def _not_utf8_json(body: bytes, content_type: bytes) -> str | None:
+    """Why a JSON body (``application/json``, ``*+json`` or no content type) is not UTF-8, or None."""
+    kind = content_type.split(b";")[0].strip().lower()
+    if kind and not (kind == b"application/json" or kind.endswith(b"+json")):
+        return None
+    try:
+        body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return (
+            f"invalid request: the body is not valid UTF-8 at byte {exc.start} "
+            f"({body[exc.start : exc.start + 4].hex(' ')}); JSON must be sent as UTF-8"
+        )
+    return None
+
+
+async def _refuse(send, status: int, message: str, close: bool = True) -> None:
+    """An error answered before the body is parsed; the dialect cannot be told without the body, so
+    this shape satisfies TEI and Cohere/Jina clients alike. ``close``: the body was not read."""
+    kind = "Validation"
+    body = {"error": message, "error_type": kind, "message": message, "detail": message, "type": kind}
+    payload = json.dumps(body).encode("utf-8")
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode())]
+    if close:
+        headers.append((b"connection", b"close"))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": payload})
 
 
 def _replay(body: bytes, receive):

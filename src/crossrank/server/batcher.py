@@ -11,8 +11,9 @@ caller waits forever.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -75,6 +76,7 @@ class Batcher:
         self.max_queue = max_queue
         self.metrics = metrics or Metrics()
         self._state: _State | None = None
+        self._admitted = 0  # requests between admit() and submit(): they hold places in the queue
         self.failure: str | None = None
 
     @property
@@ -96,8 +98,45 @@ class Batcher:
         self._fail_waiting(UnavailableError("the server is shutting down; retry on another instance"))
         state.executor.shutdown(wait=False, cancel_futures=True)
 
+    def check_room(self) -> None:
+        """Raise what :meth:`submit` would raise now (not running: 503; the queue and the admitted
+        requests fill ``max_queue``: 429)."""
+        if not self.running:
+            raise UnavailableError(self.failure or "the model is not running; retry shortly")
+        if self._state.queue.qsize() + self._admitted >= self.max_queue:
+            self._refuse()
+
+    @contextlib.contextmanager
+    def admit(self) -> Iterator[None]:
+        """Hold a place in the queue while a request is prepared (tokenized) for :meth:`submit`, so that
+        overload is refused before that work: concurrent arrivals cannot all pass a bare check."""
+        self.check_room()
+        self._admitted += 1
+        try:
+            yield
+        finally:
+            self._admitted -= 1
+
+    def _refuse(self):
+        self.metrics.rejected.inc()
+        raise OverloadedError(
+            f"the server is overloaded: {self.max_queue} requests are already waiting (max_queue); "
+            "retry after a short delay"
+        )
+
+    @property
+    def waiting(self) -> int:
+        """Requests queued or being scored now (0 when idle: no work is left behind)."""
+        state = self._state
+        if state is None:
+            return 0
+        pending = [job for job in state.inflight if not job.future.done()]
+        carry = 1 if state.carry is not None and not state.carry.future.done() else 0
+        return state.queue.qsize() + len(pending) + carry
+
     def submit(self, pairs: list[tuple[str, str]], options: ScoreOptions, tokens: int) -> Job:
-        """Queue a request's pairs; await ``job.future`` for their scores (in order)."""
+        """Queue a request's pairs; await ``job.future`` for their scores (in order). Inside
+        :meth:`admit`, the request's own place is the one it holds."""
         if not self.running:
             raise UnavailableError(self.failure or "the model is not running; retry shortly")
         loop = asyncio.get_running_loop()
@@ -105,11 +144,7 @@ class Batcher:
         try:
             self._state.queue.put_nowait(job)
         except asyncio.QueueFull:
-            self.metrics.rejected.inc()
-            raise OverloadedError(
-                f"the server is overloaded: {self.max_queue} requests are already waiting (max_queue); "
-                "retry after a short delay"
-            ) from None
+            self._refuse()
         self.metrics.queue_depth.set(self._state.queue.qsize())
         return job
 

@@ -122,10 +122,30 @@ def document_texts(
             echoed.append({"text": doc})
             continue
         data = doc.model_dump()
+        _check_echo(data, i)
         text = _object_text(data, rank_fields, i)
         texts.append(text)
         echoed.append({**data, "text": data["text"] if isinstance(data.get("text"), str) else text})
     return texts, echoed
+
+
+def _check_echo(data: dict[str, Any], i: int) -> None:
+    """A document object is echoed back as sent: every field must be valid Unicode (no lone surrogate
+    from a ``\\ud800`` escape) and hold no NaN/Infinity (Python's JSON parser accepts them, JSON does
+    not), or the response could not be encoded."""
+    for key, value in data.items():
+        name = key.encode("utf-8", "backslashreplace").decode("utf-8")
+        try:
+            json.dumps([key, value], ensure_ascii=False, allow_nan=False).encode("utf-8")
+        except UnicodeEncodeError:
+            raise InvalidInputError(
+                f"documents[{i}].{name} holds a lone surrogate (an unpaired \\ud800-\\udfff escape), which "
+                "is not valid Unicode; send valid UTF-8 text"
+            ) from None
+        except ValueError:
+            raise InvalidInputError(
+                f"documents[{i}].{name} holds NaN or Infinity, which JSON does not allow; send a number"
+            ) from None
 
 
 def _object_text(data: dict[str, Any], rank_fields: list[str] | None, i: int) -> str:

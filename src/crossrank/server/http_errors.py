@@ -51,6 +51,8 @@ def dialect_of(request: Request, body=None) -> str:
 
 def error_response(dialect: str, status: int, kind: str, message: str) -> JSONResponse:
     headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    # A message may quote a field name from the body; a lone surrogate there has no UTF-8 form.
+    message = message.encode("utf-8", "backslashreplace").decode("utf-8")
     return JSONResponse(error_body(dialect, kind, message), status_code=status, headers=headers)
 
 

@@ -154,6 +154,7 @@ async def info(server: Server) -> dict[str, Any]:
             "max_documents",
             "max_document_chars",
             "max_body_bytes",
+            "max_header_bytes",
             "max_queue",
             "batch_token_budget",
             "max_wait_ms",

@@ -94,9 +94,10 @@ class RerankService:
         start = time.perf_counter()
         options = self.options_for(job.overrides)
         self.check_limits(job)
-        tokens = await asyncio.to_thread(self.count_tokens, job, options)
-        tokenized = time.perf_counter()
-        queued = self.batcher.submit([(job.query, t) for t in job.texts], options, tokens)
+        with self.batcher.admit():  # overload is refused before it costs tokenization
+            tokens = await asyncio.to_thread(self.count_tokens, job, options)
+            tokenized = time.perf_counter()
+            queued = self.batcher.submit([(job.query, t) for t in job.texts], options, tokens)
         scored = await self._wait(queued, disconnected)
         results, threshold = self._rank(job, scored)
         end = time.perf_counter()

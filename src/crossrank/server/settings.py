@@ -99,6 +99,9 @@ class ServerSettings(BaseSettings):
     max_body_bytes: int = Field(
         16 * 1024 * 1024, ge=1024, description="request body size at most, in bytes (413 over it)"
     )
+    max_header_bytes: int = Field(
+        32 * 1024, ge=1024, description="request headers' total size at most, in bytes (431 over it)"
+    )
     # --- dialect defaults
     v1_return_documents: bool = Field(
         True,

@@ -15,6 +15,9 @@ import pytest
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 # Nothing leaves the machine in tests: Ray reads this when it starts (tests/ray, crossrank serve --ray).
 os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
+# backend="auto" uses cached verdicts only: a test's throwaway model is not converted and gated behind its
+# back (tests/backends/test_auto.py turns preparation on where it is the subject).
+os.environ.setdefault("CROSSRANK_AUTO_PREPARE", "0")
 
 
 def _shared_data() -> Path:

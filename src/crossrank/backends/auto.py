@@ -350,7 +350,8 @@ class _Chooser:
                     "auto: the cached verdicts for %s are stale (model, CPU or crossrank changed); "
                     "gating again", self.model_dir,
                 )
-            return {"key": self.key, "model_path": str(self.model_dir), "verdicts": {}, "gate_runs": 0}
+            runs = state.get("gate_runs", 0)  # gate runs for this folder, ever (stale ones included)
+            return {"key": self.key, "model_path": str(self.model_dir), "verdicts": {}, "gate_runs": runs}
         return state
 
     def _verdict(self, engine: str, dtype: str) -> dict | None:

@@ -59,6 +59,8 @@ class Engine:
     requires: tuple[str, ...]
     distributions: tuple[str, ...]
     prepare: Callable[[Path, str], object] = field(repr=False)
+    isolate: bool = True  # prepare in a child process (see prepare_isolated)
+    is_prepared: Callable[[Path, str], bool] = field(default=lambda model_dir, dtype: False, repr=False)
 
 
 def _prepare_openvino(model_dir: Path, dtype: str):
@@ -77,17 +79,82 @@ def _prepare_nothing(model_dir: Path, dtype: str):
     return None
 
 
+def _openvino_prepared(model_dir: Path, dtype: str) -> bool:
+    from .openvino_backend import cached_ir
+
+    return cached_ir(model_dir, dtype) is not None
+
+
+def _onnx_prepared(model_dir: Path, dtype: str) -> bool:
+    from .onnx_export import cached_export
+
+    return cached_export(model_dir, dtype) is not None
+
+
 ENGINES: dict[str, Engine] = {
     "openvino": Engine(
         "openvino", ("openvino", "crossrank.backends.openvino_backend"), ("openvino", "nncf"),
-        _prepare_openvino,
+        _prepare_openvino, is_prepared=_openvino_prepared,
     ),
     # The ONNX export is traced by torch from the transformers model: their versions shape it too.
     "onnx": Engine(
-        "onnx", ("onnxruntime", "onnx"), ("onnxruntime", "onnx", "torch", "transformers"), _prepare_onnx
+        "onnx", ("onnxruntime", "onnx"), ("onnxruntime", "onnx", "torch", "transformers"), _prepare_onnx,
+        is_prepared=_onnx_prepared,
     ),
-    "torch": Engine("torch", ("torch",), ("torch", "transformers"), _prepare_nothing),
+    "torch": Engine("torch", ("torch",), ("torch", "transformers"), _prepare_nothing, isolate=False),
 }
+
+
+def prepare_isolated(engine: str, model_dir: Path, dtype: str) -> None:
+    """Prepare ``model_dir`` for ``engine`` in a child process.
+
+    Converters peak far above what the converted model needs at run time (the ONNX export of the
+    118M-parameter embedded model: 4.6 GB, against ~1.3 GB to serve it), and memory freed by a process is
+    rarely handed back to the OS: preparing in the serving process would leave it that large. A plain
+    ``python -m`` child (not multiprocessing's spawn, which re-imports the caller's main script) runs
+    :func:`_prepare_main`; its stderr (progress, warnings) passes through."""
+    import subprocess
+    import sys
+
+    package_root = str(Path(__file__).resolve().parents[2])
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
+    proc = subprocess.run(
+        [sys.executable, "-m", "crossrank.backends.auto", engine, dtype, str(model_dir)],
+        stdout=subprocess.PIPE, text=True, env=env, check=False,
+    )
+    if proc.returncode != 0:
+        from ..errors import BackendError
+
+        lines = [x[len(_ERROR):] for x in proc.stdout.splitlines() if x.startswith(_ERROR)]
+        detail = lines[-1] if lines else f"the preparing process exited with status {proc.returncode}"
+        raise BackendError(detail.removeprefix("BackendError: "))
+
+
+_ERROR = "crossrank-prepare-error: "
+
+
+def _prepare_main(argv: Sequence[str]) -> int:
+    """``python -m crossrank.backends.auto ENGINE DTYPE MODEL_DIR``: the child of :func:`prepare_isolated`."""
+    import sys
+
+    engine, dtype, model_dir = argv
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        ENGINES[engine].prepare(Path(model_dir), dtype)
+    except Exception as exc:  # reported to the parent, which records it in the verdict
+        sys.stdout.write(f"{_ERROR}{type(exc).__name__}: {' '.join(str(exc).split())}\n")
+        return 1
+    return 0
+
+
+def _prepare(spec: Engine, model_dir: Path, dtype: str) -> None:
+    if spec.is_prepared(model_dir, dtype):
+        return
+    if spec.isolate:
+        prepare_isolated(spec.name, model_dir, dtype)
+    else:
+        spec.prepare(model_dir, dtype)
 
 
 @dataclass(frozen=True, slots=True)
@@ -392,7 +459,7 @@ class _Chooser:
                 continue
             if backend is None:
                 try:
-                    spec.prepare(self.model_dir, dtype)  # cached: a lookup; deleted: converted again
+                    _prepare(spec, self.model_dir, dtype)  # cached: a lookup; deleted: converted again
                     backend = _load(engine, self.model_dir, "cpu", dtype)
                 except Exception as exc:  # any engine failure: fall back, with the reason
                     self._skip(name, f"gated, but failed to load: {type(exc).__name__}: {exc}")
@@ -436,7 +503,7 @@ class _Chooser:
         verdict = {"engine_versions": engine_versions(spec), "checked_at": _now(), "gate": None}
         backend, stage, start = None, "prepare", time.perf_counter()
         try:
-            spec.prepare(self.model_dir, dtype)
+            _prepare(spec, self.model_dir, dtype)
             verdict["prepare_s"] = round(time.perf_counter() - start, 1)
             stage = "load"
             backend = _load(spec.name, self.model_dir, "cpu", dtype)
@@ -467,3 +534,9 @@ def pick_backend(model_dir: str | Path, device: str | None, dtype: str) -> tuple
     and prepared and gated first if needed; see :func:`choose`)."""
     choice = choose(model_dir, device, dtype)
     return choice.engine, choice.dtype
+
+
+if __name__ == "__main__":
+    import sys
+
+    sys.exit(_prepare_main(sys.argv[1:]))

@@ -20,7 +20,9 @@ model's fingerprint (config and weights), the engine's package versions, this CP
 version and the gate set: a change of any of them re-gates. A candidate that cannot run here (engine not
 installed, conversion error, gate failed) is skipped with its reason, which is logged and reported in
 ``Reranker.info()["backend_reason"]``. ``CROSSRANK_AUTO_PREPARE=0`` uses cached verdicts only (nothing is
-converted or gated at load time; ``crossrank models build`` prepares ahead of time).
+converted or gated at load time; ``crossrank models build`` prepares ahead of time). Preparation runs in a
+child process (its memory peak never stays in the caller's), stopped after
+``$CROSSRANK_AUTO_PREPARE_TIMEOUT`` seconds (default 1800).
 """
 
 from __future__ import annotations
@@ -41,6 +43,9 @@ logger = logging.getLogger(__name__)
 
 VERDICT_FORMAT = 1  # bump when the verdict file's layout or the gating procedure changes
 PREPARE_ENV = "CROSSRANK_AUTO_PREPARE"
+# Seconds one candidate's preparation may take before it is stopped and recorded as failed (bounded
+# preparation; `crossrank models build --force` tries again).
+PREPARE_TIMEOUT_ENV, PREPARE_TIMEOUT_S = "CROSSRANK_AUTO_PREPARE_TIMEOUT", 1800
 # CPU flags that decide which kernels (and so which candidate order and numerics) a machine gets.
 CPU_FLAGS = (
     "avx2", "fma", "avx512f", "avx512bw", "avx512_vnni", "avx_vnni", "avx512_bf16", "avx512_fp16",
@@ -119,13 +124,19 @@ def prepare_isolated(engine: str, model_dir: Path, dtype: str) -> None:
     package_root = str(Path(__file__).resolve().parents[2])
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
-    proc = subprocess.run(
-        [sys.executable, "-m", "crossrank.backends.auto", engine, dtype, str(model_dir)],
-        stdout=subprocess.PIPE, text=True, env=env, check=False,
-    )
-    if proc.returncode != 0:
-        from ..errors import BackendError
+    from ..errors import BackendError
 
+    timeout = float(os.environ.get(PREPARE_TIMEOUT_ENV) or PREPARE_TIMEOUT_S)
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-m", "crossrank.backends.auto", engine, dtype, str(model_dir)],
+            stdout=subprocess.PIPE, text=True, env=env, check=False, timeout=timeout,
+        )
+    except subprocess.TimeoutExpired:
+        raise BackendError(
+            f"stopped after {timeout:.0f}s (${PREPARE_TIMEOUT_ENV}); crossrank models build --force retries"
+        ) from None
+    if proc.returncode != 0:
         lines = [x[len(_ERROR):] for x in proc.stdout.splitlines() if x.startswith(_ERROR)]
         detail = lines[-1] if lines else f"the preparing process exited with status {proc.returncode}"
         raise BackendError(detail.removeprefix("BackendError: "))

@@ -44,13 +44,9 @@ def load_reranker(args: argparse.Namespace):
 
     from ..reranker import Reranker
 
-    if getattr(args, "verbose", False):
+    if getattr(args, "verbose", False):  # the Reranker logs the chosen backend and why at INFO
         logging.getLogger("crossrank").setLevel(logging.INFO)
-    reranker = Reranker(args.model, **model_options(args))
-    logging.getLogger("crossrank.cli").info(
-        "backend %s %s: %s", reranker.backend.name, reranker.backend.dtype, reranker.backend_reason
-    )
-    return reranker
+    return Reranker(args.model, **model_options(args))
 
 
 def model_options(args: argparse.Namespace) -> dict:

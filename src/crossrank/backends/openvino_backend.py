@@ -81,7 +81,8 @@ class Int8Recipe:
     extra: dict = field(default_factory=dict)
 
     def as_dict(self) -> dict:
-        return asdict(self)
+        # JSON-shaped (tuples as lists): it is compared with the fingerprint read back from the manifest.
+        return json.loads(json.dumps(asdict(self)))
 
 
 # Node-name patterns of the layer groups of a BERT / XLM-R encoder (as converted here).

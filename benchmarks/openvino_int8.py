@@ -21,38 +21,39 @@ from crossrank.backends.openvino_backend import GROUPS, INT8_RECIPE, Int8Recipe,
 
 SDPA = ("ScaledDotProductAttention",)
 ALL_GROUPS = ("qkv", "attn_out", "ffn_up", "ffn_down")
+BASE = Int8Recipe(ignored=GROUPS["head"])  # the starting point: head float, SmoothQuant 0.95
+NFD = replace(BASE, ignored=GROUPS["head"] + GROUPS["ffn_down"])  # + FFN down-projections float
 
 
 def only(group: str) -> Int8Recipe:
-    """Quantise one layer group (or the attention matmuls, ``sdpa``); everything else stays float."""
+    """Quantise one layer group (or the attention matmuls, ``sdpa``) of BASE; everything else float."""
     others = [p for g in ALL_GROUPS if g != group for p in GROUPS[g]]
-    return replace(
-        INT8_RECIPE,
-        ignored=INT8_RECIPE.ignored + tuple(others),
-        ignored_types=() if group == "sdpa" else SDPA,
-    )
+    return replace(BASE, ignored=BASE.ignored + tuple(others), ignored_types=() if group == "sdpa" else SDPA)
 
 
 VARIANTS: dict[str, Int8Recipe] = {
     "shipped": INT8_RECIPE,
-    "base": Int8Recipe(ignored=GROUPS["head"]),
-    "no-smoothquant": replace(INT8_RECIPE, smooth_quant_alpha=None),
-    "sq-0.5": replace(INT8_RECIPE, smooth_quant_alpha=0.5),
-    "sq-0.8": replace(INT8_RECIPE, smooth_quant_alpha=0.8),
-    "f32-elsewhere": replace(INT8_RECIPE, float_precision="f32"),
-    "calib-96": replace(INT8_RECIPE, calibration_lists=96),
+    "base": BASE,
+    "no-smoothquant": replace(BASE, smooth_quant_alpha=None),
+    "sq-0.5": replace(BASE, smooth_quant_alpha=0.5),
+    "sq-0.8": replace(BASE, smooth_quant_alpha=0.8),
     "calib-16": replace(INT8_RECIPE, calibration_lists=16),
     "performance": replace(INT8_RECIPE, preset="performance"),
-    "no-sdpa": replace(INT8_RECIPE, ignored_types=SDPA),
-    "no-ffn-down": replace(INT8_RECIPE, ignored=INT8_RECIPE.ignored + GROUPS["ffn_down"]),
-    "no-sdpa-no-ffn-down": replace(
-        INT8_RECIPE, ignored=INT8_RECIPE.ignored + GROUPS["ffn_down"], ignored_types=SDPA
-    ),
-    "no-first-last": replace(INT8_RECIPE, ignored=INT8_RECIPE.ignored + layers(0, 0) + layers(11, 11)),
-    "no-last-2": replace(INT8_RECIPE, ignored=INT8_RECIPE.ignored + layers(10, 11)),
+    "no-sdpa": replace(BASE, ignored_types=SDPA),
+    "no-ffn-down": NFD,
+    "no-sdpa-no-ffn-down": replace(NFD, ignored_types=SDPA),
+    "no-first-last": replace(BASE, ignored=BASE.ignored + layers(0, 0) + layers(11, 11)),
+    "no-last-2": replace(BASE, ignored=BASE.ignored + layers(10, 11)),
     **{f"only-{g}": only(g) for g in (*ALL_GROUPS, "sdpa")},
-    "layers-0-5": replace(INT8_RECIPE, ignored=INT8_RECIPE.ignored + layers(6, 11)),
-    "layers-6-11": replace(INT8_RECIPE, ignored=INT8_RECIPE.ignored + layers(0, 5)),
+    "nfd-first-last": replace(NFD, ignored=NFD.ignored + layers(0, 0) + layers(11, 11)),
+    "nfd-sq-0.8": replace(NFD, smooth_quant_alpha=0.8),
+    "nfd-sq-0.5": replace(NFD, smooth_quant_alpha=0.5),
+    "nfd-f32-elsewhere": replace(NFD, float_precision="f32"),
+    "shipped-f32-elsewhere": replace(INT8_RECIPE, float_precision="f32"),
+    "nfd-calib-96": replace(NFD, calibration_lists=96),
+    "attention-only": replace(NFD, ignored=NFD.ignored + GROUPS["ffn_up"]),
+    "layers-0-5": replace(BASE, ignored=BASE.ignored + layers(6, 11)),
+    "layers-6-11": replace(BASE, ignored=BASE.ignored + layers(0, 5)),
 }
 
 

@@ -11,11 +11,11 @@ HELP = """Export a cross-encoder to ONNX Runtime (the default engine): fp32, or 
 (per-channel weights). With --engine openvino, convert it to OpenVINO IR instead: fp32 (also run as bf16),
 or with --int8 NNCF static int8 calibrated on the shipped calibration set. Without --out the export goes
 to crossrank's cache ($CROSSRANK_HOME/onnx/<fingerprint> or $CROSSRANK_HOME/openvino/<fingerprint>),
-where backend='onnx' / backend='openvino' (and, once gated, backend='auto') finds it. With --gate
-WIKIQA_TSV the export is scored against torch fp32 on real query lists and the result is recorded in the
-export's manifest: backend='auto' only ever picks a gate-passed export. On a CPU with native bf16, an
-ONNX --gate also gates torch bf16 (recorded in $CROSSRANK_HOME/gates/) so that backend='auto' can choose
-it."""
+where backend='onnx' / backend='openvino' finds it. With --gate WIKIQA_TSV the export is scored against
+torch fp32 on those query lists and the result is recorded in the export's manifest (on a CPU with native
+bf16, an ONNX --gate also records torch bf16's in $CROSSRANK_HOME/gates/). None of this is needed for
+backend='auto', which converts and gates its candidates itself on the gate set shipped in the package
+(see 'crossrank models build')."""
 
 
 def register(sub) -> None:

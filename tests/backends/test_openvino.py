@@ -153,10 +153,17 @@ def test_bad_options_are_refused(xlmr_ir, tmp_path):
     assert (tmp_path / "mine" / "notes.txt").is_file()
 
 
-def test_int8_ir_of_tiny_model_runs_and_ranks_like_fp32(tiny_xlmr_dir, home):
+def test_int8_ir_of_tiny_model_runs_and_is_reused(tiny_xlmr_dir, home, monkeypatch):
     backend = OpenVINOBackend(tiny_xlmr_dir, dtype="int8", progress=False)
     manifest = read_manifest(backend.ir_dir)
     assert manifest["dtype"] == "int8" and manifest["fingerprint"]["quantization"]["recipe"]["preset"]
+
+    def no_quantize(*args, **kwargs):
+        raise AssertionError("a current int8 IR was quantised again")
+
+    monkeypatch.setattr(ovb, "quantize", no_quantize)
+    assert ovb.cached_ir(tiny_xlmr_dir, "int8") == backend.ir_dir  # the manifest's JSON fingerprint matches
+    assert OpenVINOBackend(tiny_xlmr_dir, dtype="int8").ir_dir == backend.ir_dir
     scores = Reranker(tiny_xlmr_dir, backend=backend).compute_score(PAIRS)
     assert np.isfinite(scores).all()
     assert np.abs(np.subtract(scores, torch_scores(tiny_xlmr_dir))).max() <= 0.05

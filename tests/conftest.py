@@ -17,6 +17,9 @@ DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
 # Haystack sends usage telemetry unless told not to (read when haystack is first imported).
 os.environ["HAYSTACK_TELEMETRY_ENABLED"] = "False"
+# backend="auto" uses cached verdicts only: a test's throwaway model is not converted and gated behind its
+# back (tests/backends/test_auto.py turns preparation on where it is the subject).
+os.environ.setdefault("CROSSRANK_AUTO_PREPARE", "0")
 
 
 def _shared_data() -> Path:

@@ -24,24 +24,40 @@ def model_card(path) -> dict:
     card = Path(path) / "crossrank.json"
     return json.loads(card.read_text(encoding="utf-8")) if card.is_file() else {}
 
-BACKENDS = ("auto", "torch", "onnx")
+BACKENDS = ("auto", "torch", "onnx", "openvino")
+
+
+def open_backend(name, model_dir, device: str | None, dtype: str):
+    """``(backend, reason)``: the backend called ``name`` for a resolved model folder, and why it is the
+    one running (for ``auto``, see :mod:`crossrank.backends.auto`). A ready backend object passes through."""
+    if not isinstance(name, str):
+        return name, "a backend object was passed"  # implementing crossrank.backends.base.Backend
+    if name not in BACKENDS:
+        raise InvalidInputError(f"backend must be one of {', '.join(BACKENDS)}, got {name!r}")
+    if name == "auto":
+        from .backends.auto import choose  # the rule is written there, and only there
+
+        choice = choose(model_dir, device, dtype)
+        return choice.backend, choice.reason
+    return load_explicit_backend(name, model_dir, device, dtype), f"backend={name!r} requested"
 
 
 def load_backend(name, model_dir, device: str | None, dtype: str):
     """Create the backend called ``name`` for a resolved model folder (a ready backend object passes
     through)."""
-    if not isinstance(name, str):
-        return name  # an object implementing crossrank.backends.base.Backend
-    if name not in BACKENDS:
-        raise InvalidInputError(f"backend must be one of {', '.join(BACKENDS)}, got {name!r}")
-    if name == "auto":
-        from .backends.auto import pick_backend  # the rule is documented there
+    return open_backend(name, model_dir, device, dtype)[0]
 
-        name, dtype = pick_backend(model_dir, device, dtype)
+
+def load_explicit_backend(name: str, model_dir, device: str | None, dtype: str):
+    """One named engine (``torch``, ``onnx``, ``openvino``), no choosing."""
     if name == "onnx":
         from .backends.onnx_backend import OnnxBackend
 
         return OnnxBackend(model_dir, device=device, dtype=dtype)
+    if name == "openvino":
+        from .backends.openvino_backend import OpenVINOBackend
+
+        return OpenVINOBackend(model_dir, device=device, dtype=dtype)
     from .backends.torch_backend import TorchBackend
 
     return TorchBackend(model_dir, device=device, dtype=dtype)
@@ -53,10 +69,13 @@ class Reranker:
     Args:
         model: ``"embedded"`` (offline default), a local model folder, or a hub id such as
             ``"BAAI/bge-reranker-v2-m3"``.
-        backend: ``"auto"``, ``"torch"`` or ``"onnx"``, or an object implementing
-            :class:`crossrank.backends.base.Backend` (its ``forward`` is all that runs).
+        backend: ``"auto"`` (default: on CPU the fastest backend whose accuracy gate passed for this
+            model on this machine, prepared and gated once on first use; see
+            :mod:`crossrank.backends.auto`), ``"torch"``, ``"onnx"`` or ``"openvino"``, or an object
+            implementing :class:`crossrank.backends.base.Backend` (its ``forward`` is all that runs).
         device: ``"cpu"``, ``"cuda"``, ``"cuda:1"``; ``None`` picks CUDA when available.
-        dtype: ``"auto"`` (fp32 on CPU, fp16 on CUDA), ``"fp32"``, ``"bf16"`` or ``"fp16"``.
+        dtype: ``"auto"`` (with ``backend="auto"`` on CPU: whatever the gated choice runs; else fp32 on
+            CPU, fp16 on CUDA), ``"fp32"``, ``"bf16"``, ``"fp16"`` or ``"int8"`` (ONNX / OpenVINO).
         max_length: tokens per (query, window) pair, special tokens included.
         query_max_length: the query's token budget; default ``max_length * 3 // 4``.
         batch_size: rows per forward pass at most.
@@ -99,7 +118,7 @@ class Reranker:
         from .tokenization import PairTokenizer
 
         self.model = resolve_model(model)
-        self.backend = load_backend(backend, self.model.path, device, dtype)
+        self.backend, self.backend_reason = open_backend(backend, self.model.path, device, dtype)
         tokenizer = PairTokenizer.from_pretrained(
             self.model.path, max_length=max_length, query_max_length=query_max_length
         )
@@ -115,11 +134,12 @@ class Reranker:
         )
         self.engine = ScoringEngine(tokenizer, self.backend, options, batch_size, max_batch_tokens)
         logger.info(
-            "loaded %s (%s) on %s/%s",
+            "loaded %s (%s) on %s/%s: %s",
             self.model.name,
             self.model.source,
             self.backend.name,
             self.backend.dtype,
+            self.backend_reason,
         )
 
     @property
@@ -135,6 +155,7 @@ class Reranker:
             "model_path": str(self.model.path),
             "source": self.model.source,
             "backend": self.backend.name,
+            "backend_reason": self.backend_reason,
             "device": self.backend.device,
             "dtype": self.backend.dtype,
             "max_length": self.options.max_length,

@@ -1,5 +1,5 @@
 """ONNX export on the tiny fixtures: parity with torch, dynamic shapes, cache reuse, stale detection,
-the ``auto`` rule and the ``crossrank export`` command."""
+an export folder passed as the model and the ``crossrank export`` command (``auto``: test_auto.py)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,6 @@ pytest.importorskip("onnxruntime")
 
 from crossrank import BackendError, InvalidInputError, Reranker  # noqa: E402
 from crossrank.backends import onnx_export  # noqa: E402
-from crossrank.backends.auto import pick_backend  # noqa: E402
 from crossrank.backends.onnx_backend import OnnxBackend  # noqa: E402
 from crossrank.backends.onnx_export import MANIFEST, ensure_export, read_manifest, write_manifest  # noqa: E402
 
@@ -139,22 +138,6 @@ def test_out_folder_that_is_not_an_export_is_refused(tiny_bert_dir, tmp_path):
     assert (tmp_path / "mine" / "notes.txt").is_file()
 
 
-def test_auto_picks_only_gate_passed_exports(tiny_xlmr_dir, home):
-    assert pick_backend(tiny_xlmr_dir, "cpu", "auto") == ("torch", "auto")  # nothing cached
-    folder = ensure_export(tiny_xlmr_dir, "int8")
-    assert pick_backend(tiny_xlmr_dir, "cpu", "auto") == ("torch", "auto")  # cached but never gated
-    manifest = read_manifest(folder)
-    manifest["gate"] = {"passed": False}
-    write_manifest(folder, manifest)
-    assert pick_backend(tiny_xlmr_dir, "cpu", "auto") == ("torch", "auto")  # gate failed
-    manifest["gate"] = {"passed": True}
-    write_manifest(folder, manifest)
-    assert pick_backend(tiny_xlmr_dir, "cpu", "auto") == ("onnx", "int8")
-    assert pick_backend(tiny_xlmr_dir, "cpu", "fp32") == ("torch", "fp32")  # fp32 asked: not int8
-    assert pick_backend(tiny_xlmr_dir, "cpu", "bf16") == ("torch", "bf16")
-    assert Reranker(tiny_xlmr_dir).backend.name == "onnx"
-
-
 def test_export_command(tiny_bert_dir, tmp_path, capsys, shared_data, home):
     from crossrank.cli.main import main
 
@@ -178,21 +161,3 @@ def test_export_command(tiny_bert_dir, tmp_path, capsys, shared_data, home):
     assert gate["n_queries"] == 3 and code == (0 if gate["passed"] else 1)
     if summary["torch_bf16_gate"] is not None:  # CPUs with native bf16 also gate torch bf16 for auto
         assert list((home / "gates").glob("*-torch-bf16.json"))
-
-
-def test_auto_takes_torch_bf16_when_its_gate_passed(tiny_xlmr_dir, home, monkeypatch):
-    from crossrank.backends import torch_backend
-    from crossrank.backends.gate import save_torch_gate
-
-    monkeypatch.setattr(torch_backend, "cpu_supports_bf16", lambda: True)
-    assert pick_backend(tiny_xlmr_dir, "cpu", "auto") == ("torch", "auto")
-    save_torch_gate(tiny_xlmr_dir, "bf16", {"passed": False})
-    assert pick_backend(tiny_xlmr_dir, "cpu", "auto") == ("torch", "auto")
-    save_torch_gate(tiny_xlmr_dir, "bf16", {"passed": True})
-    assert pick_backend(tiny_xlmr_dir, "cpu", "auto") == ("torch", "bf16")
-    assert pick_backend(tiny_xlmr_dir, "cpu", "fp32") == ("torch", "fp32")  # fp32 asked: exact only
-    folder = ensure_export(tiny_xlmr_dir, "int8")
-    manifest = read_manifest(folder)
-    manifest["gate"] = {"passed": True}
-    write_manifest(folder, manifest)
-    assert pick_backend(tiny_xlmr_dir, "cpu", "auto") == ("onnx", "int8")  # int8 ranks first

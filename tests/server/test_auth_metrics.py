@@ -73,6 +73,7 @@ def test_refuses_empty_or_placeholder_keys(key):
 def test_info(client):
     info = client.get("/info").json()
     assert info["backend"] == "fake" and info["dtype"] == "fp32" and info["auth"] is False
+    assert info["backend_reason"] == "a backend object was passed"  # /info says why this backend runs
     assert info["limits"]["max_documents"] >= 100 and info["max_length"] == 128
 
 

@@ -1,8 +1,9 @@
 """Accuracy gate: does a fast backend rank like the fp32 reference on real query lists?
 
-Pure metrics (Spearman per query list, top-1 agreement, max absolute logit difference) and a runner that
-scores WikiQA-style query lists with two backends through the one scoring engine. ``backend="auto"`` only
-picks an approximate backend (ONNX int8) whose export has a passed gate recorded in its manifest.
+Pure metrics (Spearman per query list, top-1 agreement, max absolute logit difference), a runner that
+scores query lists with a reranker through the one scoring engine, and the gate set shipped in the package
+(:func:`gate_set`: permissively licensed English and Chinese query lists, see ``GATE_SET.md``) on which
+``backend="auto"`` gates every fast backend against torch fp32 before choosing it (:mod:`.auto`).
 """
 
 from __future__ import annotations
@@ -88,6 +89,48 @@ def compare(
     )
 
 
+GATE_SET_FILE = Path(__file__).with_name("gate_set.jsonl.gz")
+
+
+@dataclass(frozen=True, slots=True)
+class GateList:
+    """One query of the shipped gate set with its candidate texts (``licence``: of its ``source``)."""
+
+    id: str
+    lang: str
+    source: str
+    licence: str
+    query: str
+    candidates: tuple[str, ...]
+
+
+def gate_set(path: str | Path | None = None) -> list[GateList]:
+    """The query lists of the shipped gate set (built by ``scripts/build_gate_set.py``)."""
+    import gzip
+    import json
+
+    from ..errors import BackendError
+
+    path = Path(path) if path else GATE_SET_FILE
+    try:
+        with gzip.open(path, "rt", encoding="utf-8") as fh:
+            rows = [json.loads(line) for line in fh if line.strip()]
+        return [
+            GateList(r["id"], r["lang"], r["source"], r["licence"], r["query"], tuple(r["candidates"]))
+            for r in rows
+        ]
+    except (OSError, ValueError, KeyError) as exc:
+        raise BackendError(
+            f"the accuracy gate set {path} is missing or damaged ({exc}); reinstall crossrank"
+        ) from exc
+
+
+def gate_set_sha256(path: str | Path | None = None) -> str:
+    import hashlib
+
+    return hashlib.sha256(Path(path or GATE_SET_FILE).read_bytes()).hexdigest()
+
+
 def wikiqa_lists(
     path: str | Path, n_questions: int | None = None, min_candidates: int = 3
 ) -> list[tuple[str, list[str]]]:
@@ -104,10 +147,11 @@ def wikiqa_lists(
     return lists[:n_questions] if n_questions else lists
 
 
-def score_lists(reranker, lists: Sequence[tuple[str, list[str]]]) -> list[list[float]]:
-    """Logits per query list, all pairs scored in one engine call (so batching matches real use)."""
+def score_lists(reranker, lists: Sequence[tuple[str, Sequence[str]]], progress=None) -> list[list[float]]:
+    """Logits per query list, all pairs scored in one engine call (so batching matches real use);
+    ``progress(rows_done, rows_total)`` as in :meth:`crossrank.Reranker.score_pairs`."""
     pairs = [(q, d) for q, docs in lists for d in docs]
-    logits = reranker.compute_score(pairs)
+    logits = [s.logit for s in reranker.score_pairs(pairs, progress=progress)]
     out, i = [], 0
     for _, docs in lists:
         out.append(logits[i : i + len(docs)])

@@ -155,6 +155,10 @@ class OnnxBackend:
         options.intra_op_num_threads = threads or default_threads()
         options.inter_op_num_threads = 1
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        # No CPU memory arena: with dynamic (batch, sequence) shapes the arena grows to the largest
+        # activations seen and keeps it (peak RSS 2.4 GB vs 2.0 GB without it on 120 ArguAna pairs with
+        # the embedded model; sentence-transformers: 1.7 GB); per-op allocation costs little here.
+        options.enable_cpu_mem_arena = False
         try:
             self.session = ort.InferenceSession(
                 str(self.export_dir / MODEL_FILE), options, providers=providers

@@ -15,7 +15,6 @@ current code and source would produce is stale and is never used silently.
 from __future__ import annotations
 
 import gc
-import hashlib
 import json
 import logging
 import os
@@ -27,7 +26,11 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ..errors import BackendError, optional_import
-from ..fsutil import file_lock, restore_interrupted_swap, swap_in_folder, write_text_atomic
+from ..fsutil import file_lock, restore_interrupted_swap, swap_in_folder
+from . import artifacts
+from .artifacts import WEIGHT_SUFFIXES, cache_key, copy_model_files, source_fingerprint
+
+__all__ = ["cache_key", "source_fingerprint"]  # re-exported: shared with the OpenVINO backend (.artifacts)
 
 logger = logging.getLogger(__name__)
 
@@ -36,16 +39,6 @@ DEFAULT_OPSET = 17
 MANIFEST = "crossrank-onnx.json"
 MODEL_FILE = "model.onnx"
 QUANTIZATIONS = {"fp32": "none", "int8": "dynamic-int8-per-channel"}
-_WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt")
-_COPIED = (
-    "config.json",
-    "crossrank.json",
-    "tokenizer.json",
-    "tokenizer_config.json",
-    "special_tokens_map.json",
-    "sentencepiece.bpe.model",
-    "vocab.txt",
-)
 _LARGE = 1_800_000_000  # bytes of weights above which tensors go to external data (protobuf limit 2 GB)
 
 
@@ -53,35 +46,6 @@ def onnx_home() -> Path:
     from ..models.build import crossrank_home
 
     return crossrank_home() / "onnx"
-
-
-def _sha256(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
-def _file_signature(path: Path) -> dict:
-    """Size, mtime and a hash of the first and last MiB: catches replaced or rewritten weights without
-    reading gigabytes (a safetensors header, at the start, lists every tensor's offsets)."""
-    stat = path.stat()
-    with path.open("rb") as fh:
-        head = fh.read(1 << 20)
-        fh.seek(max(0, stat.st_size - (1 << 20)))
-        tail = fh.read(1 << 20)
-    return {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "sample_sha256": _sha256(head + tail)}
-
-
-def source_fingerprint(model_dir: Path) -> dict:
-    """What an export depends on in the source folder: config.json (whole) and every weights file."""
-    config = model_dir / "config.json"
-    if not config.is_file():
-        raise BackendError(f"{model_dir} has no config.json; it is not a Hugging Face model folder")
-    weights = sorted(p for p in model_dir.iterdir() if p.suffix in _WEIGHT_SUFFIXES and p.is_file())
-    if not weights:
-        raise BackendError(f"{model_dir} has no weights (*.safetensors or *.bin) to export")
-    return {
-        "config_sha256": _sha256(config.read_bytes()),
-        "weights": {p.name: _file_signature(p) for p in weights},
-    }
 
 
 def export_fingerprint(model_dir: Path, dtype: str, opset: int = DEFAULT_OPSET) -> dict:
@@ -106,19 +70,12 @@ def export_fingerprint(model_dir: Path, dtype: str, opset: int = DEFAULT_OPSET) 
     }
 
 
-def cache_key(fingerprint: dict) -> str:
-    return _sha256(json.dumps(fingerprint, sort_keys=True).encode())[:20]
-
-
 def read_manifest(folder: Path) -> dict | None:
-    try:
-        return json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
+    return artifacts.read_manifest(folder, MANIFEST)
 
 
 def write_manifest(folder: Path, manifest: dict) -> None:
-    write_text_atomic(folder / MANIFEST, json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    artifacts.write_manifest(folder, manifest, MANIFEST)
 
 
 def is_current(folder: Path, fingerprint: dict) -> bool:
@@ -188,7 +145,7 @@ def _export_into(model_dir: Path, final: Path, fingerprint: dict, dtype: str, op
     try:
         config = json.loads((model_dir / "config.json").read_text(encoding="utf-8"))
         inputs = _input_names(model_dir)
-        large = sum(p.stat().st_size for p in model_dir.iterdir() if p.suffix in _WEIGHT_SUFFIXES) > _LARGE
+        large = sum(p.stat().st_size for p in model_dir.iterdir() if p.suffix in WEIGHT_SUFFIXES) > _LARGE
         if dtype == "int8":  # quantise the (cached) fused fp32 export: no second trace, half the memory
             base = ensure_export(model_dir, "fp32", opset)
             stats = read_manifest(base)["fused_operators"]
@@ -200,9 +157,7 @@ def _export_into(model_dir: Path, final: Path, fingerprint: dict, dtype: str, op
             gc.collect()
             stats = _fuse(raw, tmp / MODEL_FILE, config, large)
             shutil.rmtree(raw.parent)
-        for name in _COPIED:
-            if (model_dir / name).is_file():
-                shutil.copy2(model_dir / name, tmp / name)
+        copy_model_files(model_dir, tmp)
         write_manifest(
             tmp,
             {

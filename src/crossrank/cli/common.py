@@ -14,11 +14,17 @@ def add_model_args(parser: argparse.ArgumentParser) -> None:
     """The options every model-running command takes."""
     parser.add_argument("--model", default="embedded", help="'embedded', a local model folder or a hub id")
     parser.add_argument(
-        "--backend", default="auto", choices=["auto", "torch", "onnx"], help="inference backend"
+        "--backend",
+        default="auto",
+        choices=["auto", "torch", "onnx", "openvino"],
+        help="inference backend (auto: the fastest whose accuracy gate passed on this machine)",
     )
     parser.add_argument("--device", default=None, help="cpu, cuda, cuda:N (default: cuda when available)")
     parser.add_argument("--dtype", default="auto", choices=["auto", "fp32", "bf16", "fp16", "int8"],
-                        help="weights dtype (int8: ONNX backend)")
+                        help="weights dtype (int8: ONNX / OpenVINO backends)")
+    parser.add_argument(
+        "-v", "--verbose", action="store_true", help="log the chosen backend, why, and other progress"
+    )
     parser.add_argument("--max-length", type=int, default=512, help="tokens per (query, window) pair")
     parser.add_argument("--batch-size", type=int, default=32, help="rows per forward pass at most")
     parser.add_argument(
@@ -33,8 +39,12 @@ def add_model_args(parser: argparse.ArgumentParser) -> None:
 
 
 def load_reranker(args: argparse.Namespace):
+    import logging
+
     from ..reranker import Reranker
 
+    if getattr(args, "verbose", False):  # the Reranker logs the chosen backend and why at INFO
+        logging.getLogger("crossrank").setLevel(logging.INFO)
     return Reranker(args.model, **model_options(args))
 
 

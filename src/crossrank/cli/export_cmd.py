@@ -1,4 +1,5 @@
-"""``crossrank export``: write an ONNX export (fp32 or int8) of a model, optionally gating its accuracy."""
+"""``crossrank export``: write an ONNX export (fp32 or int8) or an OpenVINO IR (fp32 or int8) of a model,
+optionally gating its accuracy."""
 
 from __future__ import annotations
 
@@ -6,20 +7,30 @@ import argparse
 import json
 import sys
 
-HELP = """Export a cross-encoder to ONNX Runtime: fp32, or with --int8 dynamic int8 (per-channel weights).
-Without --out the export goes to crossrank's cache ($CROSSRANK_HOME/onnx/<fingerprint>), where
-backend='onnx' (and, once gated, backend='auto') finds it. With --gate WIKIQA_TSV the export is scored
-against torch fp32 on real query lists and the result is recorded in the export's manifest: backend='auto'
-only ever picks a gate-passed export. On a CPU with native bf16, --gate also gates torch bf16 (recorded in
-$CROSSRANK_HOME/gates/) so that backend='auto' can choose it."""
+HELP = """Export a cross-encoder to ONNX Runtime (the default engine): fp32, or with --int8 dynamic int8
+(per-channel weights). With --engine openvino, convert it to OpenVINO IR instead: fp32 (also run as bf16),
+or with --int8 NNCF static int8 calibrated on the shipped calibration set. Without --out the export goes
+to crossrank's cache ($CROSSRANK_HOME/onnx/<fingerprint> or $CROSSRANK_HOME/openvino/<fingerprint>),
+where backend='onnx' / backend='openvino' finds it. With --gate WIKIQA_TSV the export is scored against
+torch fp32 on those query lists and the result is recorded in the export's manifest (on a CPU with native
+bf16, an ONNX --gate also records torch bf16's in $CROSSRANK_HOME/gates/). None of this is needed for
+backend='auto', which converts and gates its candidates itself on the gate set shipped in the package
+(see 'crossrank models build')."""
 
 
 def register(sub) -> None:
-    parser = sub.add_parser("export", help="export a model to ONNX (fp32 or int8)", description=HELP)
+    parser = sub.add_parser(
+        "export", help="export a model to ONNX or OpenVINO IR (fp32 or int8)", description=HELP
+    )
     parser.add_argument("model", help="'embedded', a local model folder or a hub id")
+    parser.add_argument(
+        "--engine", choices=("onnx", "openvino"), default="onnx", help="target runtime (default onnx)"
+    )
     parser.add_argument("--out", default=None, help="output folder (default: the cache)")
-    parser.add_argument("--int8", action="store_true", help="dynamic int8 quantisation")
-    parser.add_argument("--opset", type=int, default=None, help="ONNX opset (default 17)")
+    parser.add_argument(
+        "--int8", action="store_true", help="int8 quantisation (ONNX: dynamic; OpenVINO: NNCF static)"
+    )
+    parser.add_argument("--opset", type=int, default=None, help="ONNX opset (default 17; ONNX only)")
     parser.add_argument(
         "--gate",
         metavar="WIKIQA_TSV",
@@ -31,6 +42,8 @@ def register(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.engine == "openvino":
+        return run_openvino(args)
     from ..backends.onnx_export import DEFAULT_OPSET, ensure_export, read_manifest, write_manifest
     from ..models.resolve import resolve_model
 
@@ -58,6 +71,51 @@ def run(args: argparse.Namespace) -> int:
     }
     sys.stdout.write(json.dumps(summary, indent=2) + "\n")
     return 0 if not args.gate or manifest["gate"]["passed"] else 1
+
+
+def run_openvino(args: argparse.Namespace) -> int:
+    """``--engine openvino``: convert (or reuse) the IR; with --gate, gate it like an ONNX export."""
+    from ..backends import openvino_backend as ovb
+    from ..errors import InvalidInputError
+    from ..models.resolve import resolve_model
+
+    if args.opset is not None:
+        raise InvalidInputError("--opset is an ONNX setting; drop it with --engine openvino")
+    model = resolve_model(args.model)
+    dtype = "int8" if args.int8 else "fp32"
+    folder = ovb.ensure_ir(model.path, dtype, out=args.out)
+    manifest = ovb.read_manifest(folder)
+    if args.gate:
+        from ..backends.gate import gate_record
+
+        data = f"{args.gate} (first {args.gate_questions} query lists)"
+        result = run_openvino_gate(model.path, folder, dtype, args.gate, args.gate_questions)
+        manifest["gate"] = gate_record(result, data)
+        ovb.write_manifest(folder, manifest)
+    summary = {
+        "export": str(folder),
+        "engine": "openvino",
+        "openvino": manifest["fingerprint"]["openvino"],
+        "dtype": dtype,
+        "seconds": manifest.get("seconds"),
+        "gate": manifest.get("gate"),
+    }
+    sys.stdout.write(json.dumps(summary, indent=2) + "\n")
+    return 0 if not args.gate or manifest["gate"]["passed"] else 1
+
+
+def run_openvino_gate(source, folder, dtype: str, tsv: str, n_questions: int):
+    """The IR against torch fp32 on real query lists (int8: ranking; fp32: exactness)."""
+    from ..backends.gate import MAX_ABS_FP32, compare, score_lists, wikiqa_lists
+    from ..backends.openvino_backend import OpenVINOBackend
+    from ..reranker import Reranker
+
+    lists = wikiqa_lists(tsv, n_questions)
+    reference = score_lists(Reranker(str(source), backend="torch", dtype="fp32", truncate="right"), lists)
+    candidate = Reranker(str(source), backend=OpenVINOBackend(folder, dtype=dtype), truncate="right")
+    return compare(
+        reference, score_lists(candidate, lists), max_abs=MAX_ABS_FP32 if dtype == "fp32" else None
+    )
 
 
 def run_gate(source, folder, dtype: str, tsv: str, n_questions: int):

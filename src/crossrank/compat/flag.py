@@ -51,6 +51,7 @@ class FlagReranker:
         self.batch_size = batch_size
         self.reranker = Reranker(
             model_name_or_path,
+            backend=kwargs.pop("backend", "auto"),  # a crossrank extension (FlagEmbedding has none)
             device=device,
             dtype="fp16" if use_fp16 and on_cuda else "fp32",
             max_length=max_length,

@@ -60,10 +60,13 @@ class ServerSettings(BaseSettings):
     served_model_name: str | None = Field(
         None, description="model name reported in responses (default: the model's own name)"
     )
-    backend: Literal["auto", "torch", "onnx"] = Field("auto", description="inference backend")
+    backend: Literal["auto", "torch", "onnx", "openvino"] = Field(
+        "auto",
+        description="inference backend (auto: on CPU the fastest whose accuracy gate passed on this machine)",
+    )
     device: str | None = Field(None, description="cpu, cuda, cuda:N (default: cuda when available)")
     dtype: Literal["auto", "fp32", "bf16", "fp16", "int8"] = Field(
-        "auto", description="weights dtype (int8: ONNX backend)"
+        "auto", description="weights dtype (int8: ONNX / OpenVINO backends)"
     )
     max_length: int = Field(512, ge=8, description="tokens per (query, window) pair")
     batch_size: int = Field(32, ge=1, description="rows per forward pass at most")

@@ -1,0 +1,163 @@
+"""What breaks ranking when the OpenVINO IR is quantised to int8 with NNCF, and which recipe keeps it.
+
+For each variant (an :class:`crossrank.backends.openvino_backend.Int8Recipe`), quantises the fp32 IR of
+MODEL with NNCF on the shipped calibration set, then runs the accuracy gate against torch fp32 on the
+shipped gate set (``backends/gate_set.jsonl.gz``) and on held-out permissive lists of the embedded recipe
+(``--heldout N`` per source; calibration lists are on the training side, so disjoint from both), and times
+the gate-set pairs once (a rough speed only: the lead re-measures speed alone with throughput.py).
+
+    python benchmarks/openvino_int8.py --model embedded --variants shipped,no-smoothquant
+
+Variant names: see ``VARIANTS`` below (``only-<group>``: quantise one layer group, everything else float).
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from dataclasses import replace
+
+from crossrank.backends.openvino_backend import GROUPS, INT8_RECIPE, Int8Recipe, layers
+
+SDPA = ("ScaledDotProductAttention",)
+ALL_GROUPS = ("qkv", "attn_out", "ffn_up", "ffn_down")
+BASE = Int8Recipe(ignored=GROUPS["head"])  # the starting point: head float, SmoothQuant 0.95
+NFD = replace(BASE, ignored=GROUPS["head"] + GROUPS["ffn_down"])  # + FFN down-projections float
+
+
+def only(group: str) -> Int8Recipe:
+    """Quantise one layer group (or the attention matmuls, ``sdpa``) of BASE; everything else float."""
+    others = [p for g in ALL_GROUPS if g != group for p in GROUPS[g]]
+    return replace(BASE, ignored=BASE.ignored + tuple(others), ignored_types=() if group == "sdpa" else SDPA)
+
+
+VARIANTS: dict[str, Int8Recipe] = {
+    "shipped": INT8_RECIPE,
+    "base": BASE,
+    "no-smoothquant": replace(BASE, smooth_quant_alpha=None),
+    "sq-0.5": replace(BASE, smooth_quant_alpha=0.5),
+    "sq-0.8": replace(BASE, smooth_quant_alpha=0.8),
+    "calib-16": replace(INT8_RECIPE, calibration_lists=16),
+    "performance": replace(INT8_RECIPE, preset="performance"),
+    "no-sdpa": replace(BASE, ignored_types=SDPA),
+    "no-ffn-down": NFD,
+    "no-sdpa-no-ffn-down": replace(NFD, ignored_types=SDPA),
+    "no-first-last": replace(BASE, ignored=BASE.ignored + layers(0, 0) + layers(11, 11)),
+    "no-last-2": replace(BASE, ignored=BASE.ignored + layers(10, 11)),
+    **{f"only-{g}": only(g) for g in (*ALL_GROUPS, "sdpa")},
+    "nfd-first-last": replace(NFD, ignored=NFD.ignored + layers(0, 0) + layers(11, 11)),
+    "nfd-sq-0.8": replace(NFD, smooth_quant_alpha=0.8),
+    "nfd-sq-0.5": replace(NFD, smooth_quant_alpha=0.5),
+    "nfd-f32-elsewhere": replace(NFD, float_precision="f32"),
+    "shipped-f32-elsewhere": replace(INT8_RECIPE, float_precision="f32"),
+    "nfd-calib-96": replace(NFD, calibration_lists=96),
+    "attention-only": replace(NFD, ignored=NFD.ignored + GROUPS["ffn_up"]),
+    "layers-0-5": replace(BASE, ignored=BASE.ignored + layers(6, 11)),
+    "layers-6-11": replace(BASE, ignored=BASE.ignored + layers(0, 5)),
+}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--model", default="embedded")
+    parser.add_argument("--variants", default="shipped", help=f"comma-separated: {', '.join(VARIANTS)}")
+    parser.add_argument("--heldout", type=int, default=8, help="held-out permissive lists per source")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--floats", action="store_true", help="also gate OpenVINO fp32 and bf16")
+    args = parser.parse_args()
+    import openvino as ov
+    import torch
+
+    from crossrank.backends import gate
+    from crossrank.backends import openvino_backend as ovb
+    from crossrank.models.resolve import resolve_model
+    from crossrank.reranker import Reranker
+    from crossrank.training.heldout import heldout_permissive
+
+    torch.set_num_threads(args.threads)
+    model_dir = resolve_model(args.model).path
+    sets = {"gate set": [(g.query, list(g.candidates)) for g in gate.gate_set()]}
+    if args.heldout:
+        held = heldout_permissive("embedded", args.heldout, 8)
+        sets["held-out"] = [(t.query, list(t.candidates)) for ts in held.values() for t in ts]
+    refs = _references(model_dir, sets)
+    pairs = [(q, d) for q, docs in sets["gate set"] for d in docs]
+    sizes = ", ".join(f"{k}: {len(v)} lists" for k, v in sets.items())
+    print(f"# {args.model}: {sizes}; {len(pairs)} gate-set pairs timed; {args.threads} threads")
+    print("| variant | gate set ρ | top-1 | held-out ρ | top-1 | both pass | prep s | pairs/s |")
+    print("|---|---:|---:|---:|---:|---|---:|---:|")
+
+    def row(name, backend, prep):
+        reranker = Reranker(str(model_dir), backend=backend, truncate="right")
+        results = {k: gate.compare(refs[k], gate.score_lists(reranker, v)) for k, v in sets.items()}
+        reranker.compute_score(pairs[:16])
+        start = time.perf_counter()
+        reranker.compute_score(pairs)
+        speed = len(pairs) / (time.perf_counter() - start)
+        cells = " | ".join(f"{r.spearman_mean:.4f} | {r.top1_agreement:.0%}" for r in results.values())
+        verdict = "yes" if all(r.passed for r in results.values()) else "no"
+        print(f"| {name} | {cells} | {verdict} | {prep:.0f} | {speed:.0f} |", flush=True)
+
+    start = time.perf_counter()
+    fp32_dir = ovb.ensure_ir(model_dir, "fp32", progress=False)
+    prep = time.perf_counter() - start
+    if args.floats:
+        row("fp32", ovb.OpenVINOBackend(fp32_dir, dtype="fp32", threads=args.threads), prep)
+        row("bf16", ovb.OpenVINOBackend(fp32_dir, dtype="bf16", threads=args.threads), prep)
+    core = ov.Core()
+    for name in args.variants.split(","):
+        recipe = VARIANTS[name]
+        start = time.perf_counter()
+        data = ovb.calibration_batches(model_dir, recipe.calibration_lists, recipe.batch_size)
+        model = ovb.quantize(core.read_model(str(fp32_dir / ovb.MODEL_FILE)), data, recipe, progress=False)
+        prep = time.perf_counter() - start
+        backend = _compiled(ov, core, model, recipe, args.threads)
+        row(f"int8 {name}", backend, prep)
+
+
+def _references(model_dir, sets):
+    """torch fp32 logits of every set, cached under $CROSSRANK_HOME/bench (slow on 2 cores)."""
+    import hashlib
+    import json
+
+    from crossrank.backends import gate
+    from crossrank.backends.artifacts import source_fingerprint
+    from crossrank.models.build import crossrank_home
+    from crossrank.reranker import Reranker
+
+    digest = hashlib.sha256(json.dumps([str(source_fingerprint(model_dir)), sets]).encode()).hexdigest()
+    path = crossrank_home() / "bench" / f"torch-fp32-{digest[:16]}.json"
+    if path.is_file():
+        return json.loads(path.read_text())
+    reference = Reranker(str(model_dir), backend="torch", dtype="fp32", truncate="right")
+    refs = {name: gate.score_lists(reference, lists) for name, lists in sets.items()}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(refs))
+    return refs
+
+
+def _compiled(ov, core, model, recipe, threads):
+    """An OpenVINOBackend-like object over an in-memory quantised model (no cache folder per variant)."""
+    from crossrank.backends import openvino_backend as ovb
+
+    class Variant:
+        name, dtype, device = "openvino", "int8", "cpu"
+
+        def __init__(self):
+            hint = ovb._precision_hint("int8", recipe)
+            config = {"INFERENCE_PRECISION_HINT": hint, "INFERENCE_NUM_THREADS": threads, "NUM_STREAMS": 1}
+            self.request = core.compile_model(model, "CPU", config).create_infer_request()
+            self.inputs = [i.get_any_name() for i in model.inputs]
+
+        def forward(self, batch):
+            import numpy as np
+
+            return np.array(self.request.infer(ovb._feed(batch, self.inputs))[0][:, 0], dtype=np.float32)
+
+    return Variant()
+
+
+if __name__ == "__main__":
+    main()

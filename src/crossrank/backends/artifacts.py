@@ -1,0 +1,83 @@
+"""Converted-model artifacts (ONNX exports, OpenVINO IR) cached under a fingerprint of what they came from.
+
+Shared by :mod:`.onnx_export` and :mod:`.openvino_backend`: the source fingerprint (config.json and every
+weights file), the cache key derived from a full fingerprint, the JSON manifest each artifact folder
+carries, and the model files copied beside the converted graph so the folder is itself a model folder.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from pathlib import Path
+
+from ..errors import BackendError
+from ..fsutil import write_text_atomic
+
+WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt")
+# Copied into every artifact folder: with them it is a loadable model folder (tokenizer, config, card).
+MODEL_FILES = (
+    "config.json",
+    "crossrank.json",
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "sentencepiece.bpe.model",
+    "vocab.txt",
+)
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def file_signature(path: Path) -> dict:
+    """Size, mtime and a hash of the first and last MiB: catches replaced or rewritten weights without
+    reading gigabytes (a safetensors header, at the start, lists every tensor's offsets)."""
+    stat = path.stat()
+    with path.open("rb") as fh:
+        head = fh.read(1 << 20)
+        fh.seek(max(0, stat.st_size - (1 << 20)))
+        tail = fh.read(1 << 20)
+    return {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "sample_sha256": sha256(head + tail)}
+
+
+def weight_files(model_dir: Path) -> list[Path]:
+    return sorted(p for p in model_dir.iterdir() if p.suffix in WEIGHT_SUFFIXES and p.is_file())
+
+
+def source_fingerprint(model_dir: Path) -> dict:
+    """What a conversion depends on in the source folder: config.json (whole) and every weights file."""
+    config = model_dir / "config.json"
+    if not config.is_file():
+        raise BackendError(f"{model_dir} has no config.json; it is not a Hugging Face model folder")
+    weights = weight_files(model_dir)
+    if not weights:
+        raise BackendError(f"{model_dir} has no weights (*.safetensors or *.bin) to export")
+    return {
+        "config_sha256": sha256(config.read_bytes()),
+        "weights": {p.name: file_signature(p) for p in weights},
+    }
+
+
+def cache_key(fingerprint: dict) -> str:
+    return sha256(json.dumps(fingerprint, sort_keys=True).encode())[:20]
+
+
+def read_manifest(folder: Path, name: str) -> dict | None:
+    try:
+        return json.loads((folder / name).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def write_manifest(folder: Path, manifest: dict, name: str) -> None:
+    """Write ``folder/name`` atomically (a reader sees the old manifest or the new one, never half)."""
+    write_text_atomic(folder / name, json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+
+
+def copy_model_files(model_dir: Path, out: Path) -> None:
+    for name in MODEL_FILES:
+        if (model_dir / name).is_file():
+            shutil.copy2(model_dir / name, out / name)

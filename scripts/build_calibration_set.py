@@ -19,13 +19,13 @@ are cut to ~700 (en) / ~280 (zh) characters. Deterministic output (hash order; g
 from __future__ import annotations
 
 import argparse
-import gzip
 import hashlib
-import io
-import json
 import sys
 from dataclasses import replace
 from pathlib import Path
+
+# the same deterministic gzip writer as the gate set (run as a script, this folder is on sys.path)
+from build_gate_set import write
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "src" / "crossrank" / "backends" / "calibration_set.jsonl.gz"
@@ -88,15 +88,6 @@ def build(shared: Path, recipe: str = "embedded") -> list[dict]:
     for i in range(max(PLAN.values())):
         lists.extend(pools[source][i] for source in PLAN if i < len(pools[source]))
     return lists
-
-
-def write(lists: list[dict], out: Path) -> int:
-    raw = "".join(json.dumps(x, ensure_ascii=False, sort_keys=True) + "\n" for x in lists).encode()
-    buffer = io.BytesIO()
-    with gzip.GzipFile(fileobj=buffer, mode="wb", mtime=0, compresslevel=9, filename="") as fh:
-        fh.write(raw)
-    out.write_bytes(buffer.getvalue())
-    return len(buffer.getvalue())
 
 
 def main(argv: list[str] | None = None) -> int:

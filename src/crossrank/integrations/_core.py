@@ -49,6 +49,19 @@ def check_cutoffs(top_n: int | None, threshold: float | str | None) -> None:
         resolve_threshold(threshold, [])
 
 
+def component_scorer(component: Any) -> Scorer:
+    """Check a component's cut-offs and build its :class:`Scorer` from its ``reranker``, ``url``,
+    ``api_key``, ``timeout`` and ``reranker_options`` fields (the LangChain and LlamaIndex components)."""
+    check_cutoffs(component.top_n, component.threshold)
+    return Scorer(
+        component.reranker,
+        url=component.url,
+        api_key=component.api_key,
+        timeout=component.timeout,
+        reranker_options=component.reranker_options,
+    )
+
+
 def document_text(value: Any, where: str) -> str:
     """The text of one framework document, or an error that says which one has none."""
     if not isinstance(value, str) or not value.strip():

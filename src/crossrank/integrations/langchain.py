@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from ..errors import optional_import
-from ._core import DEFAULT_TIMEOUT, Scorer, check_cutoffs, document_text
+from ._core import DEFAULT_TIMEOUT, Scorer, component_scorer, document_text
 
 _compressor = optional_import("langchain_core.documents.compressor", "langchain")
 _documents = optional_import("langchain_core.documents", "langchain")
@@ -53,14 +53,7 @@ class CrossrankRerank(_compressor.BaseDocumentCompressor):
     _scorer: Scorer = _pydantic.PrivateAttr()
 
     def model_post_init(self, context: Any, /) -> None:
-        check_cutoffs(self.top_n, self.threshold)
-        self._scorer = Scorer(
-            self.reranker,
-            url=self.url,
-            api_key=self.api_key,
-            timeout=self.timeout,
-            reranker_options=self.reranker_options,
-        )
+        self._scorer = component_scorer(self)
 
     def _texts(self, documents: Sequence[Document]) -> list[str]:
         return [document_text(d.page_content, f"documents[{i}]") for i, d in enumerate(documents)]

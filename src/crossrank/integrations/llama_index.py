@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..errors import InvalidInputError, optional_import
-from ._core import DEFAULT_TIMEOUT, Scorer, check_cutoffs, document_text
+from ._core import DEFAULT_TIMEOUT, Scorer, component_scorer, document_text
 
 _postprocessor = optional_import("llama_index.core.postprocessor.types", "llamaindex")
 _schema = optional_import("llama_index.core.schema", "llamaindex")
@@ -53,14 +53,7 @@ class CrossrankRerank(_postprocessor.BaseNodePostprocessor):
     _scorer: Scorer = _pydantic.PrivateAttr()
 
     def model_post_init(self, context: Any, /) -> None:
-        check_cutoffs(self.top_n, self.threshold)
-        self._scorer = Scorer(
-            self.reranker,
-            url=self.url,
-            api_key=self.api_key,
-            timeout=self.timeout,
-            reranker_options=self.reranker_options,
-        )
+        self._scorer = component_scorer(self)
 
     @classmethod
     def class_name(cls) -> str:

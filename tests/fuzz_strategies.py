@@ -71,11 +71,13 @@ def edge_numbers() -> st.SearchStrategy:
     return st.one_of(st.sampled_from(EDGE_NUMBERS), st.integers(), st.floats(allow_nan=True))
 
 
-def junk(max_leaves: int = 8) -> st.SearchStrategy:
-    """Any JSON-ish or Python value, nested and ragged: what a careless caller might pass anywhere."""
-    leaves = st.one_of(
-        st.none(), edge_numbers(), unicode_text(12, runs=False), st.binary(max_size=8)
-    )
+def junk(max_leaves: int = 8, *, json_only: bool = False) -> st.SearchStrategy:
+    """Any JSON-ish or Python value, nested and ragged: what a careless caller might pass anywhere.
+    ``json_only`` leaves out bytes, which no JSON body can hold (for request bodies)."""
+    leaves = [st.none(), edge_numbers(), unicode_text(12, runs=False)]
+    if not json_only:
+        leaves.append(st.binary(max_size=8))
+    leaves = st.one_of(*leaves)
     return st.recursive(
         leaves,
         lambda inner: st.one_of(

@@ -161,7 +161,8 @@ def send_schema_cases(url: str, http, operation, mode: str, examples: int, tally
 
 TEXT = unicode_text(60)
 DOCUMENT_OBJECT = st.fixed_dictionaries(
-    {"text": TEXT}, optional={"title": TEXT, "extra": st.one_of(TEXT, junk(3)), "id": edge_numbers()}
+    {"text": TEXT},
+    optional={"title": TEXT, "extra": st.one_of(TEXT, junk(3, json_only=True)), "id": edge_numbers()},
 )
 COMMON = {
     "threshold": st.one_of(st.none(), st.just("dynamic"), edge_numbers(), TEXT),

@@ -98,10 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default=str(OUT))
     args = parser.parse_args(argv)
     lists = build(Path(args.shared_data))
-    size = write(lists, Path(args.out))
-    langs = {lang: sum(x["lang"] == lang for x in lists) for lang in ("en", "zh")}
-    pairs = sum(len(x["candidates"]) for x in lists)
-    sys.stdout.write(f"{args.out}: {len(lists)} lists ({langs}), {pairs} pairs, {size:,} bytes\n")
+    write(lists, Path(args.out))
     return 0
 
 

@@ -123,8 +123,12 @@ def write(lists: list[dict], out: Path) -> int:
     buffer = io.BytesIO()
     with gzip.GzipFile(fileobj=buffer, mode="wb", mtime=0, compresslevel=9, filename="") as fh:
         fh.write(raw)
-    out.write_bytes(buffer.getvalue())
-    return len(buffer.getvalue())
+    data = buffer.getvalue()
+    out.write_bytes(data)
+    langs = {lang: sum(x["lang"] == lang for x in lists) for lang in ("en", "zh")}
+    pairs = sum(len(x["candidates"]) for x in lists)
+    sys.stdout.write(f"{out}: {len(lists)} lists ({langs}), {pairs} pairs, {len(data):,} bytes\n")
+    return len(data)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -135,10 +139,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default=str(OUT))
     args = parser.parse_args(argv)
     lists = build(args.recipe)
-    size = write(lists, Path(args.out))
-    langs = {lang: sum(x["lang"] == lang for x in lists) for lang in ("en", "zh")}
-    pairs = sum(len(x["candidates"]) for x in lists)
-    sys.stdout.write(f"{args.out}: {len(lists)} lists ({langs}), {pairs} pairs, {size:,} bytes\n")
+    write(lists, Path(args.out))
     return 0
 
 

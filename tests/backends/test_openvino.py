@@ -76,6 +76,19 @@ def test_bf16_ranks_like_fp32(tiny_xlmr_dir, xlmr_ir):
     assert np.abs(np.subtract(scores, torch_scores(tiny_xlmr_dir))).max() <= 0.05
 
 
+def test_a_process_with_fewer_threads_than_cores_does_not_pin_them(bert_ir):
+    """Two one-thread replicas/actors would otherwise both be pinned to core 0 (no scaling, measured)."""
+    from crossrank.backends.onnx_backend import usable_cores
+
+    cores = usable_cores()
+    whole = OpenVINOBackend(bert_ir, threads=cores)
+    assert whole.compiled.get_property("ENABLE_CPU_PINNING") is True
+    if cores > 1:
+        part = OpenVINOBackend(bert_ir, threads=1)
+        assert part.compiled.get_property("ENABLE_CPU_PINNING") is False
+        assert part.compiled.get_property("INFERENCE_NUM_THREADS") == 1
+
+
 def test_reranker_backend_openvino_ranks_like_torch(tiny_bert_dir, home):
     docs = [d for _, d in PAIRS]
     ov = Reranker(tiny_bert_dir, backend="openvino").rerank("capital of france", docs)

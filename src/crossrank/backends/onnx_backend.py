@@ -39,6 +39,11 @@ def default_threads() -> int:
         if not value.isdigit() or int(value) < 1:
             raise InvalidInputError(f"{THREADS_ENV} must be a positive integer, got {value!r}")
         return int(value)
+    return usable_cores()
+
+
+def usable_cores() -> int:
+    """The cores this process may run on (its affinity mask, e.g. a container's or ``taskset``'s)."""
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 

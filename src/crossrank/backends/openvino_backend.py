@@ -519,7 +519,7 @@ class OpenVINOBackend:
         convert: bool = True,
         progress: bool = True,
     ):
-        from .onnx_backend import default_threads
+        from .onnx_backend import default_threads, usable_cores
 
         ov = _ov()
         if device not in (None, "cpu", "auto"):
@@ -555,6 +555,10 @@ class OpenVINOBackend:
             "INFERENCE_NUM_THREADS": self.threads,
             "PERFORMANCE_HINT": "LATENCY",
             "NUM_STREAMS": 1,
+            # OpenVINO pins its threads to the first cores of the process's mask: two replicas or Ray
+            # actors of one thread each would both run on core 0 (measured: no scaling). Pin only a
+            # process that owns all of its cores.
+            "ENABLE_CPU_PINNING": self.threads >= usable_cores(),
         }
         try:
             self.compiled = ov.Core().compile_model(str(self.ir_dir / MODEL_FILE), "CPU", config)

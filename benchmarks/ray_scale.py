@@ -70,6 +70,7 @@ def table_rates(args, requests) -> dict:
         common = {"model": args.model, "max_length": args.max_length, "truncate": "right", "progress": False}
         rows_per_file = max(1, len(rows) // args.parts)
         torch.set_num_threads(1)
+        os.environ["CROSSRANK_THREADS"] = "1"  # the in-process loop: one model thread, like one actor
         runs = [("in_process", {"use_ray": False})] + [
             (f"ray_{n}", {"concurrency": n, "num_cpus": 1}) for n in (1, 2)
         ]
@@ -92,7 +93,7 @@ def main() -> None:
     parser.add_argument("--model", default="embedded")
     parser.add_argument("--max-length", type=int, default=64)
     parser.add_argument("--docs", type=int, default=20, help="passages per request / row")
-    parser.add_argument("--requests", type=int, default=96, help="requests per level (= table rows)")
+    parser.add_argument("--requests", type=int, default=240, help="requests per level (= table rows)")
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--parts", type=int, default=8, help="table parts (shards) per job")
     parser.add_argument("--skip-serve", action="store_true")

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from loopback import free_port, wait_ready
 
 pytestmark = pytest.mark.slow
 
@@ -47,30 +48,12 @@ def kill_when(proc: subprocess.Popen, ready, delay: float, timeout: float = 120)
 # --------------------------------------------------------------------------------------- serve
 
 
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def start_serve(model: Path, port: int, home: Path) -> subprocess.Popen:
     command = [*CLI, "serve", "--model", str(model), "--port", str(port), "--log-level", "warning"]
     env = env_with_home(home)
     proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise AssertionError(f"serve exited: {proc.stderr.read().decode()[-2000:]}")
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/ready", timeout=1).status_code == 200:
-                return proc
-        except httpx.TransportError:
-            pass
-        time.sleep(0.1)
-    proc.kill()
-    raise AssertionError("serve never became ready")
+    wait_ready(f"http://127.0.0.1:{port}", timeout=120, proc=proc)
+    return proc
 
 
 def scores(port: int) -> list[tuple[int, float]]:

@@ -10,8 +10,7 @@ import sys
 import time
 
 import pytest
-
-from .helpers import free_port, wait_ready
+from loopback import free_port, wait_ready
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow, pytest.mark.timeout(600)]
 
@@ -33,7 +32,7 @@ def test_serve_ray_answers_cohere_and_sigterm_leaves_no_ray_process(tiny_xlmr_di
     started: list[psutil.Process] = []
     try:
         try:
-            wait_ready(f"http://127.0.0.1:{port}", alive=lambda: proc.poll() is None)
+            wait_ready(f"http://127.0.0.1:{port}", proc=proc)
         except AssertionError:
             raise AssertionError((tmp_path / "serve.log").read_text()[-3000:]) from None
         client = cohere.ClientV2(api_key=KEY, base_url=f"http://127.0.0.1:{port}")

@@ -10,10 +10,9 @@ from pathlib import Path
 
 import httpx
 import pytest
+from loopback import free_port, wait_ready
 
 from crossrank.server.settings import ServerSettings
-
-from .helpers import free_port, wait_ready
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow, pytest.mark.timeout(600)]
 

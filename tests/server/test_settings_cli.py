@@ -6,10 +6,10 @@ import json
 import os
 import subprocess
 import sys
-import time
 
 import httpx
 import pytest
+from loopback import free_port, wait_ready
 
 from crossrank.cli.main import build_parser
 from crossrank.cli.serve_cmd import settings_from
@@ -73,8 +73,6 @@ def test_help_lists_every_field_with_its_description(capsys):
 
 @pytest.mark.timeout(120)
 def test_serve_command_starts_and_refuses_placeholder_key(tiny_xlmr_dir):
-    import socket
-
     env = {**os.environ, "CROSSRANK_API_KEY": "changeme"}
     refused = subprocess.run(
         [sys.executable, "-m", "crossrank.cli.main", "serve", "--model", str(tiny_xlmr_dir)],
@@ -84,9 +82,7 @@ def test_serve_command_starts_and_refuses_placeholder_key(tiny_xlmr_dir):
         timeout=60,
     )
     assert refused.returncode == 2 and "placeholder" in refused.stderr
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()
     env = {**os.environ, "CROSSRANK_API_KEY": "a-long-enough-test-key"}
     proc = subprocess.Popen(
         [
@@ -109,15 +105,7 @@ def test_serve_command_starts_and_refuses_placeholder_key(tiny_xlmr_dir):
     )
     try:
         url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 90
-        while True:
-            try:
-                if httpx.get(f"{url}/ready", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert proc.poll() is None and time.monotonic() < deadline, "server did not start"
-            time.sleep(0.2)
+        wait_ready(url, timeout=90, proc=proc)
         response = httpx.post(
             f"{url}/v2/rerank",
             json={"query": "q", "documents": ["a", "b"]},

@@ -94,12 +94,14 @@ class PairTokenizer:
         model_max_length: int | None = None,
         max_length: int = 512,
         query_max_length: int | None = None,
+        copy: bool = True,
     ):
         from tokenizers import Tokenizer
 
-        # A private copy without the padding/truncation a tokenizer.json may carry (all-MiniLM's pads
-        # and cuts everything to 128 tokens): windows need every token of a document.
-        self.backend = Tokenizer.from_str(backend.to_str())
+        # Without the padding/truncation a tokenizer.json may carry (all-MiniLM's pads and cuts everything
+        # to 128 tokens): windows need every token of a document. On a private copy unless the caller
+        # hands over a tokenizer of its own (``copy=False``; re-parsing XLM-R's vocabulary takes ~0.8 s).
+        self.backend = Tokenizer.from_str(backend.to_str()) if copy else backend
         self.backend.no_padding()
         self.backend.no_truncation()
         self.template = _template_from(self.backend)
@@ -136,7 +138,8 @@ class PairTokenizer:
         if pad_id is None:
             padding = backend.padding or {}
             pad_id = padding.get("pad_id", 0)
-        return cls(backend, pad_id=pad_id, model_max_length=config.get("model_max_length"), **kwargs)
+        model_max_length = config.get("model_max_length")
+        return cls(backend, pad_id=pad_id, model_max_length=model_max_length, copy=False, **kwargs)
 
     def check_lengths(self, max_length: int, query_max_length: int | None) -> tuple[int, int]:
         """Validate a pair length and a query budget (default ``max_length * 3 // 4``); return both."""

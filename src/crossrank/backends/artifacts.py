@@ -61,6 +61,18 @@ def source_fingerprint(model_dir: Path) -> dict:
     }
 
 
+def package_version(name: str) -> str:
+    """An installed distribution's version without its local tag (``2.13.0+cpu`` -> ``2.13.0``); ``""`` when
+    it is not installed. Read from the package metadata: importing torch, transformers or nncf only for
+    their versions costs seconds at every start-up, and checking a cached conversion needs none of them."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(name).split("+")[0]
+    except PackageNotFoundError:
+        return ""
+
+
 def cache_key(fingerprint: dict) -> str:
     return sha256(json.dumps(fingerprint, sort_keys=True).encode())[:20]
 

@@ -396,6 +396,8 @@ def _openvino_manifest(model_dir: Path) -> dict | None:
 def _cpu(device: str | None) -> bool:
     if device is not None:
         return device == "cpu"
+    if importlib.metadata.version("torch").endswith("+cpu"):  # a CPU-only build: no need to import it
+        return True
     import torch
 
     return not torch.cuda.is_available()

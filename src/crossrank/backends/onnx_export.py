@@ -28,7 +28,7 @@ from pathlib import Path
 from ..errors import BackendError, optional_import
 from ..fsutil import file_lock, restore_interrupted_swap, swap_in_folder
 from . import artifacts
-from .artifacts import WEIGHT_SUFFIXES, cache_key, copy_model_files, source_fingerprint
+from .artifacts import WEIGHT_SUFFIXES, cache_key, copy_model_files, package_version, source_fingerprint
 
 __all__ = ["cache_key", "source_fingerprint"]  # re-exported: shared with the OpenVINO backend (.artifacts)
 
@@ -51,8 +51,6 @@ def onnx_home() -> Path:
 def export_fingerprint(model_dir: Path, dtype: str, opset: int = DEFAULT_OPSET) -> dict:
     """Everything that determines an export's bytes; two equal fingerprints mean interchangeable files."""
     import onnxruntime
-    import torch
-    import transformers
 
     from .. import __version__
 
@@ -64,8 +62,8 @@ def export_fingerprint(model_dir: Path, dtype: str, opset: int = DEFAULT_OPSET) 
         "opset": opset,
         "quantization": QUANTIZATIONS[dtype],
         "onnxruntime": onnxruntime.__version__,
-        "torch": torch.__version__.split("+")[0],
-        "transformers": transformers.__version__,
+        "torch": package_version("torch"),
+        "transformers": package_version("transformers"),
         "source": source_fingerprint(model_dir),
     }
 

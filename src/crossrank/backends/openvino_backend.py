@@ -14,7 +14,7 @@ Dtypes:
 - ``fp32``: the fp32 IR compiled with ``INFERENCE_PRECISION_HINT=f32`` (OpenVINO's CPU plugin would
   otherwise pick bf16 by itself on CPUs with native bf16). Matches torch fp32 to ~1e-5 on logits.
 - ``bf16``: the same fp32 IR compiled with ``INFERENCE_PRECISION_HINT=bf16``. Only meaningful on CPUs with
-  native bf16 (AVX-512 BF16 or AMX, see :func:`.torch_backend.cpu_supports_bf16`); elsewhere OpenVINO runs
+  native bf16 (AVX-512 BF16 or AMX, as the plugin reports: :func:`cpu_supports_bf16`); elsewhere OpenVINO runs
   f32 and a warning says so (``backend.precision`` is what the plugin really uses).
 - ``int8``: an NNCF post-training-quantised IR (:data:`INT8_RECIPE`: static int8 of the attention and
   FFN-up projections and the attention matmuls, SmoothQuant 0.8, the FFN down-projections and the head
@@ -48,7 +48,7 @@ import numpy as np
 from ..errors import BackendError, InvalidInputError, optional_import
 from ..fsutil import file_lock, swap_in_folder
 from . import artifacts
-from .artifacts import cache_key, copy_model_files, sha256, source_fingerprint
+from .artifacts import cache_key, copy_model_files, package_version, sha256, source_fingerprint
 from .base import Batch
 
 logger = logging.getLogger(__name__)
@@ -165,9 +165,6 @@ def ir_kind(dtype: str) -> str:
 
 def ir_fingerprint(model_dir: Path, dtype: str, recipe: Int8Recipe = INT8_RECIPE) -> dict:
     """Everything that determines an IR's bytes; two equal fingerprints mean interchangeable files."""
-    import torch
-    import transformers
-
     from .. import __version__
 
     kind = ir_kind(dtype)
@@ -176,14 +173,13 @@ def ir_fingerprint(model_dir: Path, dtype: str, recipe: Int8Recipe = INT8_RECIPE
         "crossrank": __version__,
         "ir": kind,
         "openvino": openvino_version(),
-        "torch": torch.__version__.split("+")[0],
-        "transformers": transformers.__version__,
+        "torch": package_version("torch"),
+        "transformers": package_version("transformers"),
         "source": source_fingerprint(model_dir),
     }
     if kind == "int8":
-        nncf = optional_import("nncf", "openvino")
         fingerprint["quantization"] = {
-            "nncf": nncf.__version__,
+            "nncf": package_version("nncf"),
             "recipe": recipe.as_dict(),
             "calibration_sha256": sha256(CALIBRATION_SET_FILE.read_bytes()),
         }
@@ -481,8 +477,6 @@ def check_ir_folder(folder: Path, dtype: str | None = None) -> dict:
 
 
 def _precision_hint(dtype: str, recipe: Int8Recipe = INT8_RECIPE) -> str:
-    from .torch_backend import cpu_supports_bf16
-
     if dtype == "fp32":
         return "f32"
     if dtype == "bf16":
@@ -492,6 +486,14 @@ def _precision_hint(dtype: str, recipe: Int8Recipe = INT8_RECIPE) -> str:
             )
         return "bf16"
     return "bf16" if recipe.float_precision == "bf16-if-native" and cpu_supports_bf16() else "f32"
+
+
+def cpu_supports_bf16() -> bool:
+    """True when OpenVINO's CPU plugin has native bf16 kernels here (asked of OpenVINO itself, so that
+    loading a cached IR needs no torch import)."""
+    import openvino as ov
+
+    return "BF16" in ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
 
 
 class OpenVINOBackend:

@@ -14,8 +14,10 @@ Variant names: see ``VARIANTS`` below (``only-<group>``: quantise one layer grou
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from dataclasses import replace
+from pathlib import Path
 
 from crossrank.backends.openvino_backend import GROUPS, INT8_RECIPE, Int8Recipe, layers
 
@@ -66,6 +68,13 @@ def main() -> None:
     parser.add_argument("--heldout", type=int, default=8, help="held-out permissive lists per source")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--floats", action="store_true", help="also gate OpenVINO fp32 and bf16")
+    parser.add_argument("--bf16", action="store_true", help="also gate OpenVINO bf16 (the next candidate)")
+    parser.add_argument(
+        "--arguana", type=int, default=0, metavar="QUERIES",
+        help="also compare on QUERIES ArguAna queries x 10 passages (throughput.py's workload; long "
+        "arguments, a held-out check: never used to build the gate or calibration sets)",
+    )
+    parser.add_argument("--extra-gate", default=None, metavar="PATH", help="another gate-set file to report")
     args = parser.parse_args()
     import openvino as ov
     import torch
@@ -82,12 +91,21 @@ def main() -> None:
     if args.heldout:
         held = heldout_permissive("embedded", args.heldout, 8)
         sets["held-out"] = [(t.query, list(t.candidates)) for ts in held.values() for t in ts]
+    if args.extra_gate:
+        sets["extra gate"] = [(g.query, list(g.candidates)) for g in gate.gate_set(args.extra_gate)]
+    if args.arguana:
+        sys.path.insert(0, str(Path(__file__).parent))
+        from throughput import workload
+
+        flat = workload(args.arguana * 10, 10)
+        sets["ArguAna"] = [(flat[i][0], [d for _, d in flat[i : i + 10]]) for i in range(0, len(flat), 10)]
     refs = _references(model_dir, sets)
     pairs = [(q, d) for q, docs in sets["gate set"] for d in docs]
     sizes = ", ".join(f"{k}: {len(v)} lists" for k, v in sets.items())
     print(f"# {args.model}: {sizes}; {len(pairs)} gate-set pairs timed; {args.threads} threads")
-    print("| variant | gate set ρ | top-1 | held-out ρ | top-1 | both pass | prep s | pairs/s |")
-    print("|---|---:|---:|---:|---:|---|---:|---:|")
+    heads = " | ".join(f"{k} ρ̄ | top-1" for k in sets)
+    print(f"| variant | {heads} | all pass | prep s | gate-set pairs/s |")
+    print("|---|" + "---:|---:|" * len(sets) + "---|---:|---:|")
 
     def row(name, backend, prep):
         reranker = Reranker(str(model_dir), backend=backend, truncate="right")
@@ -105,9 +123,10 @@ def main() -> None:
     prep = time.perf_counter() - start
     if args.floats:
         row("fp32", ovb.OpenVINOBackend(fp32_dir, dtype="fp32", threads=args.threads), prep)
+    if args.floats or args.bf16:
         row("bf16", ovb.OpenVINOBackend(fp32_dir, dtype="bf16", threads=args.threads), prep)
     core = ov.Core()
-    for name in args.variants.split(","):
+    for name in filter(None, args.variants.split(",")):
         recipe = VARIANTS[name]
         start = time.perf_counter()
         data = ovb.calibration_batches(model_dir, recipe.calibration_lists, recipe.batch_size)

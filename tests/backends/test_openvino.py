@@ -137,6 +137,10 @@ def test_fingerprint_covers_engine_dtype_and_recipe(tiny_bert_dir):
     assert {"nncf", "recipe", "calibration_sha256"} <= set(int8["quantization"])
     other = ovb.Int8Recipe(smooth_quant_alpha=0.5)
     assert ovb.cache_key(int8) != ovb.cache_key(ovb.ir_fingerprint(tiny_bert_dir, "int8", other))
+    # auto's verdict key for the int8 candidate: the recipe and calibration data, not the model
+    assert ovb.build_recipe("fp32") is None and ovb.build_recipe("bf16") is None
+    assert ovb.build_recipe("int8")["recipe"] == int8["quantization"]["recipe"]
+    assert ovb.build_recipe("int8") != ovb.build_recipe("int8", other)
 
 
 def test_stale_or_damaged_export_folder_is_refused(xlmr_ir, tmp_path):

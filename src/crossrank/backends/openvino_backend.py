@@ -163,6 +163,18 @@ def ir_kind(dtype: str) -> str:
     return "int8" if dtype == "int8" else "fp32"
 
 
+def build_recipe(dtype: str, recipe: Int8Recipe = INT8_RECIPE) -> dict | None:
+    """How ``dtype``'s IR is made beyond the engine's version (int8: the quantisation recipe and the
+    calibration data's SHA-256; ``None`` for fp32 / bf16): a key of ``auto``'s verdicts."""
+    if ir_kind(dtype) != "int8":
+        return None
+    return {
+        "format": IR_FORMAT,
+        "recipe": recipe.as_dict(),
+        "calibration_sha256": sha256(CALIBRATION_SET_FILE.read_bytes()),
+    }
+
+
 def ir_fingerprint(model_dir: Path, dtype: str, recipe: Int8Recipe = INT8_RECIPE) -> dict:
     """Everything that determines an IR's bytes; two equal fingerprints mean interchangeable files."""
     import torch

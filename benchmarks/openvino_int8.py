@@ -56,6 +56,15 @@ VARIANTS: dict[str, Int8Recipe] = {
     "attention-only": replace(NFD, ignored=NFD.ignored + GROUPS["ffn_up"]),
     "layers-0-5": replace(BASE, ignored=BASE.ignored + layers(6, 11)),
     "layers-6-11": replace(BASE, ignored=BASE.ignored + layers(0, 5)),
+    # on top of the shipped recipe (FFN-down and head float, SmoothQuant 0.8), for long passages
+    "shipped-no-sdpa": replace(INT8_RECIPE, ignored_types=SDPA),
+    "shipped-attn-out-float": replace(INT8_RECIPE, ignored=INT8_RECIPE.ignored + GROUPS["attn_out"]),
+    "shipped-first-last-float": replace(
+        INT8_RECIPE, ignored=INT8_RECIPE.ignored + layers(0, 0) + layers(11, 11)
+    ),
+    "shipped-sq-0.9": replace(INT8_RECIPE, smooth_quant_alpha=0.9),
+    "shipped-sq-0.6": replace(INT8_RECIPE, smooth_quant_alpha=0.6),
+    "shipped-calib-96": replace(INT8_RECIPE, calibration_lists=96),
 }
 
 

@@ -52,6 +52,13 @@ def test_candidate_order_follows_the_cpu():
     assert all(c != ("torch", "fp32") for c in candidates(bf16_cpu))  # the fallback, never gated
 
 
+def test_cpu_check_without_torch_agrees_with_torch():
+    import torch
+
+    assert auto._cpu(None) == (not torch.cuda.is_available())
+    assert auto._cpu("cpu") and not auto._cpu("cuda")
+
+
 def test_shipped_gate_set_is_permissive_english_and_chinese():
     lists = gate_set()
     assert GATE_SET_FILE.stat().st_size <= 150_000

@@ -186,6 +186,22 @@ def test_int8_ir_of_tiny_model_runs_and_is_reused(tiny_xlmr_dir, home, monkeypat
     assert np.abs(np.subtract(scores, torch_scores(tiny_xlmr_dir))).max() <= 0.05
 
 
+def test_a_cached_ir_runs_without_torch(tiny_bert_dir, home):
+    """Loading and running a cached IR imports neither torch nor transformers (~230 MB of RSS), and the
+    tokenizer is loaded once (no private copy of it)."""
+    import subprocess
+
+    ensure_ir(tiny_bert_dir, "fp32", progress=False)
+    code = (
+        "import sys; from crossrank import Reranker; "
+        f"r = Reranker({str(tiny_bert_dir)!r}, backend='openvino', dtype='fp32'); "
+        "r.compute_score([('a', 'b c')]); "
+        "print(sorted(m for m in ('torch', 'transformers') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip().splitlines()[-1] == "[]"
+
+
 def test_nothing_phones_home():
     """The converter's and NNCF's telemetry module is kept from loading (they fall back to no-op stubs)."""
     assert ovb.openvino_available()

@@ -411,9 +411,23 @@ def _openvino_manifest(model_dir: Path) -> dict | None:
 def _cpu(device: str | None) -> bool:
     if device is not None:
         return device == "cpu"
+    if not _gpu_device_nodes():
+        return True  # no GPU device here: no need to import torch (~200 MB of RSS) to ask it
     import torch
 
     return not torch.cuda.is_available()
+
+
+def _gpu_device_nodes() -> bool:
+    """False only where CUDA (or ROCm) surely cannot be available: Linux without the device nodes their
+    drivers create (``/dev/nvidiactl``, ``/dev/nvidia*``, ROCm's ``/dev/kfd``, WSL's ``/dev/dxg``).
+    Elsewhere (other OSes) True: torch is asked."""
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        return True
+    dev = Path("/dev")
+    return any(dev.glob("nvidia*")) or (dev / "kfd").exists() or (dev / "dxg").exists()
 
 
 class _Chooser:

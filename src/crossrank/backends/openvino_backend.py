@@ -14,7 +14,7 @@ Dtypes:
 - ``fp32``: the fp32 IR compiled with ``INFERENCE_PRECISION_HINT=f32`` (OpenVINO's CPU plugin would
   otherwise pick bf16 by itself on CPUs with native bf16). Matches torch fp32 to ~1e-5 on logits.
 - ``bf16``: the same fp32 IR compiled with ``INFERENCE_PRECISION_HINT=bf16``. Only meaningful on CPUs with
-  native bf16 (AVX-512 BF16 or AMX, see :func:`.torch_backend.cpu_supports_bf16`); elsewhere OpenVINO runs
+  native bf16 (AVX-512 BF16 or AMX, see :func:`cpu_supports_bf16`); elsewhere OpenVINO runs
   f32 and a warning says so (``backend.precision`` is what the plugin really uses).
 - ``int8``: an NNCF post-training-quantised IR (:data:`INT8_RECIPE`: static int8 of the attention and
   FFN-up projections and the attention matmuls, SmoothQuant 0.8, the FFN down-projections and the head
@@ -175,11 +175,20 @@ def build_recipe(dtype: str, recipe: Int8Recipe = INT8_RECIPE) -> dict | None:
     }
 
 
-def ir_fingerprint(model_dir: Path, dtype: str, recipe: Int8Recipe = INT8_RECIPE) -> dict:
-    """Everything that determines an IR's bytes; two equal fingerprints mean interchangeable files."""
-    import torch
-    import transformers
+def _dist_version(name: str) -> str:
+    import importlib.metadata
 
+    try:
+        return importlib.metadata.version(name)
+    except importlib.metadata.PackageNotFoundError:
+        return ""
+
+
+def ir_fingerprint(model_dir: Path, dtype: str, recipe: Int8Recipe = INT8_RECIPE) -> dict:
+    """Everything that determines an IR's bytes; two equal fingerprints mean interchangeable files.
+
+    Package versions are read from their metadata, not by importing them: loading a cached IR then
+    imports neither torch nor transformers (~230 MB of RSS that an OpenVINO process does not need)."""
     from .. import __version__
 
     kind = ir_kind(dtype)
@@ -188,14 +197,16 @@ def ir_fingerprint(model_dir: Path, dtype: str, recipe: Int8Recipe = INT8_RECIPE
         "crossrank": __version__,
         "ir": kind,
         "openvino": openvino_version(),
-        "torch": torch.__version__.split("+")[0],
-        "transformers": transformers.__version__,
+        "torch": _dist_version("torch").split("+")[0],
+        "transformers": _dist_version("transformers"),
         "source": source_fingerprint(model_dir),
     }
     if kind == "int8":
-        nncf = optional_import("nncf", "openvino")
+        nncf_version = _dist_version("nncf")
+        if not nncf_version:
+            optional_import("nncf", "openvino")  # raises the install hint
         fingerprint["quantization"] = {
-            "nncf": nncf.__version__,
+            "nncf": nncf_version,
             "recipe": recipe.as_dict(),
             "calibration_sha256": sha256(CALIBRATION_SET_FILE.read_bytes()),
         }
@@ -492,9 +503,19 @@ def check_ir_folder(folder: Path, dtype: str | None = None) -> dict:
     return manifest
 
 
-def _precision_hint(dtype: str, recipe: Int8Recipe = INT8_RECIPE) -> str:
-    from .torch_backend import cpu_supports_bf16
+def cpu_supports_bf16() -> bool:
+    """Native bf16 on this CPU (AVX-512 BF16 or AMX), read from the CPU flags without importing torch."""
+    from .auto import cpu_features, native_bf16
 
+    features = cpu_features()
+    if any(f.startswith("torch:") for f in features):  # no /proc/cpuinfo: ask torch
+        from .torch_backend import cpu_supports_bf16 as torch_says
+
+        return torch_says()
+    return native_bf16(features)
+
+
+def _precision_hint(dtype: str, recipe: Int8Recipe = INT8_RECIPE) -> str:
     if dtype == "fp32":
         return "f32"
     if dtype == "bf16":

@@ -14,8 +14,10 @@ Variant names: see ``VARIANTS`` below (``only-<group>``: quantise one layer grou
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from dataclasses import replace
+from pathlib import Path
 
 from crossrank.backends.openvino_backend import GROUPS, INT8_RECIPE, Int8Recipe, layers
 
@@ -54,6 +56,15 @@ VARIANTS: dict[str, Int8Recipe] = {
     "attention-only": replace(NFD, ignored=NFD.ignored + GROUPS["ffn_up"]),
     "layers-0-5": replace(BASE, ignored=BASE.ignored + layers(6, 11)),
     "layers-6-11": replace(BASE, ignored=BASE.ignored + layers(0, 5)),
+    # on top of the shipped recipe (FFN-down and head float, SmoothQuant 0.8), for long passages
+    "shipped-no-sdpa": replace(INT8_RECIPE, ignored_types=SDPA),
+    "shipped-attn-out-float": replace(INT8_RECIPE, ignored=INT8_RECIPE.ignored + GROUPS["attn_out"]),
+    "shipped-first-last-float": replace(
+        INT8_RECIPE, ignored=INT8_RECIPE.ignored + layers(0, 0) + layers(11, 11)
+    ),
+    "shipped-sq-0.9": replace(INT8_RECIPE, smooth_quant_alpha=0.9),
+    "shipped-sq-0.6": replace(INT8_RECIPE, smooth_quant_alpha=0.6),
+    "shipped-calib-96": replace(INT8_RECIPE, calibration_lists=96),
 }
 
 
@@ -66,6 +77,20 @@ def main() -> None:
     parser.add_argument("--heldout", type=int, default=8, help="held-out permissive lists per source")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--floats", action="store_true", help="also gate OpenVINO fp32 and bf16")
+    parser.add_argument("--bf16", action="store_true", help="also gate OpenVINO bf16 (the next candidate)")
+    parser.add_argument(
+        "--arguana", type=int, default=0, metavar="QUERIES",
+        help="also compare on QUERIES ArguAna queries x 10 passages (throughput.py's workload; long "
+        "arguments, a held-out check: never used to build the gate or calibration sets)",
+    )
+    parser.add_argument("--extra-gate", default=None, metavar="PATH", help="another gate-set file to report")
+    parser.add_argument(
+        "--accuracy-control", type=int, default=0, metavar="ITERATIONS",
+        help="also run nncf.quantize_with_accuracy_control from the shipped recipe, the metric the mean "
+        "per-list Spearman vs the fp32 IR on the shipped gate set (max drop 0.01), at most ITERATIONS "
+        "reverted groups",
+    )
+    parser.add_argument("--ranking-subset", type=int, default=16, help="gate lists NNCF ranks groups on")
     args = parser.parse_args()
     import openvino as ov
     import torch
@@ -82,12 +107,21 @@ def main() -> None:
     if args.heldout:
         held = heldout_permissive("embedded", args.heldout, 8)
         sets["held-out"] = [(t.query, list(t.candidates)) for ts in held.values() for t in ts]
+    if args.extra_gate:
+        sets["extra gate"] = [(g.query, list(g.candidates)) for g in gate.gate_set(args.extra_gate)]
+    if args.arguana:
+        sys.path.insert(0, str(Path(__file__).parent))
+        from throughput import workload
+
+        flat = workload(args.arguana * 10, 10)
+        sets["ArguAna"] = [(flat[i][0], [d for _, d in flat[i : i + 10]]) for i in range(0, len(flat), 10)]
     refs = _references(model_dir, sets)
     pairs = [(q, d) for q, docs in sets["gate set"] for d in docs]
     sizes = ", ".join(f"{k}: {len(v)} lists" for k, v in sets.items())
     print(f"# {args.model}: {sizes}; {len(pairs)} gate-set pairs timed; {args.threads} threads")
-    print("| variant | gate set ρ | top-1 | held-out ρ | top-1 | both pass | prep s | pairs/s |")
-    print("|---|---:|---:|---:|---:|---|---:|---:|")
+    heads = " | ".join(f"{k} ρ̄ | top-1" for k in sets)
+    print(f"| variant | {heads} | all pass | prep s | gate-set pairs/s |")
+    print("|---|" + "---:|---:|" * len(sets) + "---|---:|---:|")
 
     def row(name, backend, prep):
         reranker = Reranker(str(model_dir), backend=backend, truncate="right")
@@ -105,9 +139,10 @@ def main() -> None:
     prep = time.perf_counter() - start
     if args.floats:
         row("fp32", ovb.OpenVINOBackend(fp32_dir, dtype="fp32", threads=args.threads), prep)
+    if args.floats or args.bf16:
         row("bf16", ovb.OpenVINOBackend(fp32_dir, dtype="bf16", threads=args.threads), prep)
     core = ov.Core()
-    for name in args.variants.split(","):
+    for name in filter(None, args.variants.split(",")):
         recipe = VARIANTS[name]
         start = time.perf_counter()
         data = ovb.calibration_batches(model_dir, recipe.calibration_lists, recipe.batch_size)
@@ -115,6 +150,69 @@ def main() -> None:
         prep = time.perf_counter() - start
         backend = _compiled(ov, core, model, recipe, args.threads)
         row(f"int8 {name}", backend, prep)
+    if args.accuracy_control:
+        start = time.perf_counter()
+        model = _accuracy_control(ov, core, model_dir, fp32_dir, args)
+        prep = time.perf_counter() - start
+        row(f"int8 accuracy-control ({args.accuracy_control} it.)", _compiled(ov, core, model, INT8_RECIPE,
+                                                                             args.threads), prep)
+
+
+def _accuracy_control(ov, core, model_dir, fp32_dir, args):
+    """``nncf.quantize_with_accuracy_control`` starting from the shipped recipe; validation: each gate
+    list one padded batch (transformers' tokenizer: the gate texts are never cut at 512 tokens), the metric
+    the mean Spearman of the list's logits against the fp32 IR's (so the float model scores 1.0)."""
+    import nncf
+    import numpy as np
+    from nncf.quantization.advanced_parameters import (
+        AdvancedAccuracyRestorerParameters,
+        AdvancedQuantizationParameters,
+        AdvancedSmoothQuantParameters,
+    )
+    from transformers import AutoTokenizer
+
+    from crossrank.backends import gate
+    from crossrank.backends import openvino_backend as ovb
+
+    tok = AutoTokenizer.from_pretrained(str(model_dir))
+    inputs = ovb.input_names(model_dir)
+    feeds = []
+    for g in gate.gate_set():
+        enc = tok([g.query] * len(g.candidates), list(g.candidates), padding=True, truncation="only_second",
+                  max_length=512, return_tensors="np")
+        feeds.append({k: enc[k].astype(np.int64) for k in inputs})
+    fp32 = core.compile_model(str(fp32_dir / ovb.MODEL_FILE), "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
+    refs = [fp32(f)[0][:, 0] for f in feeds]
+    items = [{"feed": f, "ref": r} for f, r in zip(feeds, refs, strict=True)]
+
+    def validate(compiled, data):
+        rhos = [gate.spearman(item["ref"], compiled(item["feed"])[0][:, 0]) for item in data]
+        return float(np.mean(rhos)), rhos
+
+    recipe = INT8_RECIPE
+    model = core.read_model(str(fp32_dir / ovb.MODEL_FILE))
+    names = [op.get_friendly_name() for op in model.get_ops()]
+    import re
+
+    patterns = [p for p in recipe.ignored if any(re.fullmatch(p, n) for n in names)]
+    calibration = ovb.calibration_batches(model_dir, recipe.calibration_lists, recipe.batch_size)
+    return nncf.quantize_with_accuracy_control(
+        model,
+        nncf.Dataset(calibration),
+        nncf.Dataset(items),
+        validate,
+        max_drop=0.01,
+        preset=nncf.QuantizationPreset(recipe.preset),
+        model_type=nncf.ModelType.TRANSFORMER,
+        subset_size=len(calibration),
+        ignored_scope=nncf.IgnoredScope(patterns=patterns, validate=False),
+        advanced_quantization_parameters=AdvancedQuantizationParameters(
+            smooth_quant_alphas=AdvancedSmoothQuantParameters(matmul=recipe.smooth_quant_alpha)
+        ),
+        advanced_accuracy_restorer_parameters=AdvancedAccuracyRestorerParameters(
+            max_num_iterations=args.accuracy_control, ranking_subset_size=args.ranking_subset
+        ),
+    )
 
 
 def _references(model_dir, sets):

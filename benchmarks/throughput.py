@@ -160,8 +160,21 @@ def _timed_method(obj, attr: str, clock: dict) -> None:
     setattr(obj, attr, wrapper)
 
 
+def _torch_threads() -> None:
+    """Set torch's thread count (``$CROSSRANK_THREADS``) once torch is imported, and only then."""
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(int(os.environ["CROSSRANK_THREADS"]))
+
+
+def needs_torch(method: str) -> bool:
+    """False for the crossrank rows that run on OpenVINO / ONNX Runtime (and the default): their process
+    imports torch only if crossrank does, as a user's would (~200 MB of RSS)."""
+    return not (method == "crossrank-default" or method.startswith(("crossrank-openvino", "crossrank-onnx")))
+
+
 def run_method(method: str, mdir: Path, pairs, batch_size: int, rounds: int) -> dict:
-    import torch
+    if needs_torch(method):
+        import torch
 
     load_start = time.perf_counter()
     info: dict = {"method": method}
@@ -239,6 +252,7 @@ def run_method(method: str, mdir: Path, pairs, batch_size: int, rounds: int) -> 
         for attr in ("encode", "encode_query"):
             _timed_method(reranker.engine.tokenizer, attr, tok_clock)
         run = lambda p: reranker.compute_score(p, normalize=True)  # noqa: E731
+        _torch_threads()  # the default's fallback (torch fp32) imports torch itself
         info["export"] = str(getattr(inner, "export_dir", "") or getattr(inner, "ir_dir", "")) or None
     info["load_s"] = time.perf_counter() - load_start
     run(pairs[:8])  # warm-up: allocators, thread pools, lazy init
@@ -259,7 +273,9 @@ def run_method(method: str, mdir: Path, pairs, batch_size: int, rounds: int) -> 
     info["pairs_per_s"] = len(pairs) / best["seconds"]
     info["outside_forward"] = 1 - best["forward_s"] / best["seconds"]
     info["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    info["threads"] = torch.get_num_threads()
+    torch = sys.modules.get("torch")
+    info["threads"] = torch.get_num_threads() if torch else int(os.environ["CROSSRANK_THREADS"])
+    info["torch_imported"] = "torch" in sys.modules
     if method.startswith("crossrank"):
         info["scores"] = run(pairs)  # for the per-query Spearman of each method against torch fp32
     return info
@@ -348,10 +364,11 @@ def gemm_peaks(m: int = 2048, k: int = 1024, n: int = 4096, reps: int = 3) -> di
 
 
 def worker(args) -> None:
-    import torch
-
-    torch.set_num_threads(args.threads)
     os.environ.setdefault("CROSSRANK_THREADS", str(args.threads))
+    if args.worker in ("peaks", "prepare") or needs_torch(args.worker):
+        import torch
+
+        torch.set_num_threads(args.threads)
     if args.worker == "peaks":
         result = gemm_peaks()
     elif args.worker == "prepare":

@@ -94,14 +94,15 @@ class PairTokenizer:
         model_max_length: int | None = None,
         max_length: int = 512,
         query_max_length: int | None = None,
-        copy: bool = True,
+        _owned: bool = False,
     ):
         from tokenizers import Tokenizer
 
-        # Without the padding/truncation a tokenizer.json may carry (all-MiniLM's pads and cuts everything
-        # to 128 tokens): windows need every token of a document. On a private copy unless the caller
-        # hands over a tokenizer of its own (``copy=False``; re-parsing XLM-R's vocabulary takes ~0.8 s).
-        self.backend = Tokenizer.from_str(backend.to_str()) if copy else backend
+        # A private copy without the padding/truncation a tokenizer.json may carry (all-MiniLM's pads
+        # and cuts everything to 128 tokens): windows need every token of a document. from_pretrained
+        # hands over a tokenizer nobody else holds: no copy (a 250k-token vocabulary is ~290 MB of RSS
+        # per copy, and the freed one is rarely returned to the OS).
+        self.backend = backend if _owned else Tokenizer.from_str(backend.to_str())
         self.backend.no_padding()
         self.backend.no_truncation()
         self.template = _template_from(self.backend)
@@ -138,8 +139,9 @@ class PairTokenizer:
         if pad_id is None:
             padding = backend.padding or {}
             pad_id = padding.get("pad_id", 0)
-        model_max_length = config.get("model_max_length")
-        return cls(backend, pad_id=pad_id, model_max_length=model_max_length, copy=False, **kwargs)
+        return cls(
+            backend, pad_id=pad_id, model_max_length=config.get("model_max_length"), _owned=True, **kwargs
+        )
 
     def check_lengths(self, max_length: int, query_max_length: int | None) -> tuple[int, int]:
         """Validate a pair length and a query budget (default ``max_length * 3 // 4``); return both."""

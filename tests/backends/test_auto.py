@@ -8,9 +8,11 @@ fp32. The fast tests use the tiny BERT fixture and short candidate lists; the re
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import json
 import shutil
+from dataclasses import replace
 
 import pytest
 
@@ -50,17 +52,27 @@ def test_candidate_order_follows_the_cpu():
     assert all(c != ("torch", "fp32") for c in candidates(bf16_cpu))  # the fallback, never gated
 
 
+def test_cpu_check_without_torch_agrees_with_torch():
+    import torch
+
+    assert auto._cpu(None) == (not torch.cuda.is_available())
+    assert auto._cpu("cpu") and not auto._cpu("cuda")
+
+
 def test_shipped_gate_set_is_permissive_english_and_chinese():
     lists = gate_set()
     assert GATE_SET_FILE.stat().st_size <= 150_000
     assert {g.lang for g in lists} == {"en", "zh"}
     assert sum(g.lang == "en" for g in lists) >= 30 and sum(g.lang == "zh" for g in lists) >= 30
-    assert {g.licence for g in lists} <= {"Apache-2.0", "CC BY-SA 4.0", "CC BY-SA 3.0"}
+    assert {g.licence for g in lists} <= {"Apache-2.0", "CC BY-SA 4.0", "CC BY-SA 3.0", "CC BY 4.0"}
     assert not any("wikiqa" in g.source.lower() for g in lists)  # its licence forbids shipping it
     assert all(5 <= len(g.candidates) <= 8 and g.query.strip() for g in lists)
     assert len({g.id for g in lists}) == len(lists)
     attribution = (GATE_SET_FILE.parent / "GATE_SET.md").read_text(encoding="utf-8")
-    assert all(name in attribution for name in ("SelQA", "XQuAD", "DRCD", "CC BY-SA", "Apache"))
+    assert all(name in attribution for name in ("SelQA", "XQuAD", "DRCD", "MedQuAD", "CC BY-SA", "Apache"))
+    # long passages too (int8 errors grow with length): a third of the English lists
+    long_lists = [g for g in lists if g.lang == "en" and max(map(len, g.candidates)) > 800]
+    assert len(long_lists) >= 10 and {"MedQuAD", "XQuAD en"} <= {g.source for g in long_lists}
 
 
 @pytest.mark.skipif(not ONNX, reason="onnxruntime not installed")
@@ -85,7 +97,7 @@ def test_miss_gates_and_writes_then_hit_reuses_the_verdict(model, home):
 
 
 @pytest.mark.skipif(not ONNX, reason="onnxruntime not installed")
-def test_changed_weights_cpu_or_engine_version_gate_again(model, home):
+def test_changed_weights_cpu_engine_version_or_recipe_gate_again(model, home, monkeypatch):
     order = [("onnx", "fp32")]
     choose(model, "cpu", "auto", order=order)
     assert read_verdicts(model)["gate_runs"] == 1
@@ -108,6 +120,23 @@ def test_changed_weights_cpu_or_engine_version_gate_again(model, home):
     verdict_file(model).write_text(json.dumps(state), encoding="utf-8")
     choose(model, "cpu", "auto", order=order)
     assert read_verdicts(model)["gate_runs"] == 4
+
+    # another build recipe (as a changed OpenVINO int8 recipe or calibration set): gated again, once
+    monkeypatch.setitem(ENGINES, "onnx", replace(ENGINES["onnx"], build=lambda dtype: {"recipe": (2, dtype)}))
+    choose(model, "cpu", "auto", order=order)
+    choose(model, "cpu", "auto", order=order)
+    state = read_verdicts(model)
+    assert state["gate_runs"] == 5 and state["verdicts"]["onnx-fp32"]["build"] == {"recipe": [2, "fp32"]}
+
+
+def test_verdict_key_covers_the_gate_set_and_the_int8_recipe(model):
+    key = auto._model_key(model, ("avx2",))
+    assert key["gate_set_sha256"] == hashlib.sha256(GATE_SET_FILE.read_bytes()).hexdigest()
+    if importlib.util.find_spec("openvino") is not None:
+        from crossrank.backends.openvino_backend import INT8_RECIPE
+
+        assert ENGINES["openvino"].build("int8")["recipe"] == INT8_RECIPE.as_dict()
+        assert ENGINES["openvino"].build("bf16") is None
 
 
 @pytest.mark.skipif(not ONNX, reason="onnxruntime not installed")

@@ -16,8 +16,9 @@ The rule, in order (this module is the only place it is written):
 4. otherwise torch fp32: the exact reference.
 
 Verdicts (and the reference's logits) are cached in ``$CROSSRANK_HOME/auto/<model>.json``, keyed by the
-model's fingerprint (config and weights), the engine's package versions, this CPU's features, crossrank's
-version and the gate set: a change of any of them re-gates. A candidate that cannot run here (engine not
+model's fingerprint (config and weights), the engine's package versions and build recipe (OpenVINO int8:
+the quantisation recipe and calibration data), this CPU's features, crossrank's version and the gate set
+(its SHA-256): a change of any of them re-gates. A candidate that cannot run here (engine not
 installed, conversion error, gate failed) is skipped with its reason, which is logged and reported in
 ``Reranker.info()["backend_reason"]``. ``CROSSRANK_AUTO_PREPARE=0`` uses cached verdicts only (nothing is
 converted or gated at load time; ``crossrank models build`` prepares ahead of time). Preparation runs in a
@@ -68,6 +69,9 @@ class Engine:
     prepare: Callable[[Path, str], object] = field(repr=False)
     isolate: bool = True  # prepare in a child process (see prepare_isolated)
     is_prepared: Callable[[Path, str], bool] = field(default=lambda model_dir, dtype: False, repr=False)
+    # How the engine builds ``dtype`` (e.g. the int8 quantisation recipe and calibration data): part of
+    # that candidate's verdict key, so a changed recipe is gated again.
+    build: Callable[[str], object] = field(default=lambda dtype: None, repr=False)
 
 
 def _prepare_openvino(model_dir: Path, dtype: str):
@@ -92,6 +96,12 @@ def _openvino_prepared(model_dir: Path, dtype: str) -> bool:
     return cached_ir(model_dir, dtype) is not None
 
 
+def _openvino_build(dtype: str) -> dict | None:
+    from .openvino_backend import build_recipe
+
+    return build_recipe(dtype)
+
+
 def _onnx_prepared(model_dir: Path, dtype: str) -> bool:
     from .onnx_export import cached_export
 
@@ -101,7 +111,7 @@ def _onnx_prepared(model_dir: Path, dtype: str) -> bool:
 ENGINES: dict[str, Engine] = {
     "openvino": Engine(
         "openvino", ("openvino", "crossrank.backends.openvino_backend"), ("openvino", "nncf"),
-        _prepare_openvino, is_prepared=_openvino_prepared,
+        _prepare_openvino, is_prepared=_openvino_prepared, build=_openvino_build,
     ),
     # The ONNX export is traced by torch from the transformers model: their versions shape it too.
     "onnx": Engine(
@@ -269,6 +279,11 @@ def _write(model_dir: Path, state: dict) -> None:
     write_text_atomic(path, json.dumps(state, indent=2, sort_keys=True) + "\n")
 
 
+def _json(value):
+    """``value`` as it reads back from the verdict file (tuples as lists)."""
+    return json.loads(json.dumps(value))
+
+
 def _now() -> str:
     return _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
 
@@ -396,11 +411,23 @@ def _openvino_manifest(model_dir: Path) -> dict | None:
 def _cpu(device: str | None) -> bool:
     if device is not None:
         return device == "cpu"
-    if importlib.metadata.version("torch").endswith("+cpu"):  # a CPU-only build: no need to import it
-        return True
+    if not _gpu_device_nodes():
+        return True  # no GPU device here: no need to import torch (~200 MB of RSS) to ask it
     import torch
 
     return not torch.cuda.is_available()
+
+
+def _gpu_device_nodes() -> bool:
+    """False only where CUDA (or ROCm) surely cannot be available: Linux without the device nodes their
+    drivers create (``/dev/nvidiactl``, ``/dev/nvidia*``, ROCm's ``/dev/kfd``, WSL's ``/dev/dxg``).
+    Elsewhere (other OSes) True: torch is asked."""
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        return True
+    dev = Path("/dev")
+    return any(dev.glob("nvidia*")) or (dev / "kfd").exists() or (dev / "dxg").exists()
 
 
 class _Chooser:
@@ -436,7 +463,12 @@ class _Chooser:
 
     def _verdict(self, engine: str, dtype: str) -> dict | None:
         verdict = self.state["verdicts"].get(f"{engine}-{dtype}")
-        if verdict and verdict.get("engine_versions") == engine_versions(ENGINES[engine]):
+        spec = ENGINES[engine]
+        if (
+            verdict
+            and verdict.get("engine_versions") == engine_versions(spec)
+            and verdict.get("build") == _json(spec.build(dtype))
+        ):
             return verdict
         return None
 
@@ -513,7 +545,10 @@ class _Chooser:
             "auto: preparing %s for %s and checking its accuracy on the shipped gate set (one time)",
             name, self.model_dir.name,
         )
-        verdict = {"engine_versions": engine_versions(spec), "checked_at": _now(), "gate": None}
+        verdict = {
+            "engine_versions": engine_versions(spec), "build": _json(spec.build(dtype)), "checked_at": _now(),
+            "gate": None,
+        }
         backend, stage, start = None, "prepare", time.perf_counter()
         try:
             _prepare(spec, self.model_dir, dtype)

@@ -14,7 +14,7 @@ Dtypes:
 - ``fp32``: the fp32 IR compiled with ``INFERENCE_PRECISION_HINT=f32`` (OpenVINO's CPU plugin would
   otherwise pick bf16 by itself on CPUs with native bf16). Matches torch fp32 to ~1e-5 on logits.
 - ``bf16``: the same fp32 IR compiled with ``INFERENCE_PRECISION_HINT=bf16``. Only meaningful on CPUs with
-  native bf16 (AVX-512 BF16 or AMX, as the plugin reports: :func:`cpu_supports_bf16`); elsewhere OpenVINO runs
+  native bf16 (AVX-512 BF16 or AMX, see :func:`cpu_supports_bf16`); elsewhere OpenVINO runs
   f32 and a warning says so (``backend.precision`` is what the plugin really uses).
 - ``int8``: an NNCF post-training-quantised IR (:data:`INT8_RECIPE`: static int8 of the attention and
   FFN-up projections and the attention matmuls, SmoothQuant 0.8, the FFN down-projections and the head
@@ -48,7 +48,7 @@ import numpy as np
 from ..errors import BackendError, InvalidInputError, optional_import
 from ..fsutil import file_lock, swap_in_folder
 from . import artifacts
-from .artifacts import cache_key, copy_model_files, package_version, sha256, source_fingerprint
+from .artifacts import cache_key, copy_model_files, sha256, source_fingerprint
 from .base import Batch
 
 logger = logging.getLogger(__name__)
@@ -105,9 +105,13 @@ def layers(first: int, last: int) -> tuple[str, ...]:
 # (benchmarks/openvino_int8.py; numbers in benchmarks/README.md, "OpenVINO int8: what breaks ranking"):
 # quantising only the FFN down-projections (their input is the GELU output, whose outliers per-tensor int8
 # cannot hold) already drops mean Spearman to 0.987, while all the rest in int8 with SmoothQuant at 0.8
-# keeps it at 0.992 (shipped gate set; 0.992 on held-out permissive lists). SmoothQuant matters most
-# (without it 0.886); the attention matmuls (SDPA) are harmless. The head is a sliver of the compute that
-# decides the last digits, so it stays float too.
+# keeps it at 0.992 (the first, short-text gate set; 0.992 on held-out permissive lists). SmoothQuant
+# matters most (without it 0.886); the attention matmuls (SDPA) are harmless. The head is a sliver of the
+# compute that decides the last digits, so it stays float too.
+# On long passages it does not keep the ranking: ρ̄ 0.9899 on the gate set with long passages (fails,
+# so auto runs OpenVINO bf16, ρ̄ 0.996) and 0.982 on 50 held-out ArguAna queries; no variant tried (SDPA,
+# attention output or first/last layer float, SmoothQuant 0.9) reached 0.99 on ArguAna
+# (benchmarks/README.md, "OpenVINO int8 on long passages").
 INT8_RECIPE = Int8Recipe(ignored=GROUPS["head"] + GROUPS["ffn_down"], smooth_quant_alpha=0.8)
 
 
@@ -163,8 +167,32 @@ def ir_kind(dtype: str) -> str:
     return "int8" if dtype == "int8" else "fp32"
 
 
+def build_recipe(dtype: str, recipe: Int8Recipe = INT8_RECIPE) -> dict | None:
+    """How ``dtype``'s IR is made beyond the engine's version (int8: the quantisation recipe and the
+    calibration data's SHA-256; ``None`` for fp32 / bf16): a key of ``auto``'s verdicts."""
+    if ir_kind(dtype) != "int8":
+        return None
+    return {
+        "format": IR_FORMAT,
+        "recipe": recipe.as_dict(),
+        "calibration_sha256": sha256(CALIBRATION_SET_FILE.read_bytes()),
+    }
+
+
+def _dist_version(name: str) -> str:
+    import importlib.metadata
+
+    try:
+        return importlib.metadata.version(name)
+    except importlib.metadata.PackageNotFoundError:
+        return ""
+
+
 def ir_fingerprint(model_dir: Path, dtype: str, recipe: Int8Recipe = INT8_RECIPE) -> dict:
-    """Everything that determines an IR's bytes; two equal fingerprints mean interchangeable files."""
+    """Everything that determines an IR's bytes; two equal fingerprints mean interchangeable files.
+
+    Package versions are read from their metadata, not by importing them: loading a cached IR then
+    imports neither torch nor transformers (~230 MB of RSS that an OpenVINO process does not need)."""
     from .. import __version__
 
     kind = ir_kind(dtype)
@@ -173,13 +201,16 @@ def ir_fingerprint(model_dir: Path, dtype: str, recipe: Int8Recipe = INT8_RECIPE
         "crossrank": __version__,
         "ir": kind,
         "openvino": openvino_version(),
-        "torch": package_version("torch"),
-        "transformers": package_version("transformers"),
+        "torch": _dist_version("torch").split("+")[0],
+        "transformers": _dist_version("transformers"),
         "source": source_fingerprint(model_dir),
     }
     if kind == "int8":
+        nncf_version = _dist_version("nncf")
+        if not nncf_version:
+            optional_import("nncf", "openvino")  # raises the install hint
         fingerprint["quantization"] = {
-            "nncf": package_version("nncf"),
+            "nncf": nncf_version,
             "recipe": recipe.as_dict(),
             "calibration_sha256": sha256(CALIBRATION_SET_FILE.read_bytes()),
         }
@@ -476,6 +507,18 @@ def check_ir_folder(folder: Path, dtype: str | None = None) -> dict:
     return manifest
 
 
+def cpu_supports_bf16() -> bool:
+    """Native bf16 on this CPU (AVX-512 BF16 or AMX), read from the CPU flags without importing torch."""
+    from .auto import cpu_features, native_bf16
+
+    features = cpu_features()
+    if any(f.startswith("torch:") for f in features):  # no /proc/cpuinfo: ask torch
+        from .torch_backend import cpu_supports_bf16 as torch_says
+
+        return torch_says()
+    return native_bf16(features)
+
+
 def _precision_hint(dtype: str, recipe: Int8Recipe = INT8_RECIPE) -> str:
     if dtype == "fp32":
         return "f32"
@@ -486,14 +529,6 @@ def _precision_hint(dtype: str, recipe: Int8Recipe = INT8_RECIPE) -> str:
             )
         return "bf16"
     return "bf16" if recipe.float_precision == "bf16-if-native" and cpu_supports_bf16() else "f32"
-
-
-def cpu_supports_bf16() -> bool:
-    """True when OpenVINO's CPU plugin has native bf16 kernels here (asked of OpenVINO itself, so that
-    loading a cached IR needs no torch import)."""
-    import openvino as ov
-
-    return "BF16" in ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
 
 
 class OpenVINOBackend:

@@ -48,7 +48,7 @@ import numpy as np
 from ..errors import BackendError, InvalidInputError, optional_import
 from ..fsutil import file_lock, swap_in_folder
 from . import artifacts
-from .artifacts import cache_key, copy_model_files, sha256, source_fingerprint
+from .artifacts import cache_key, copy_model_files, package_version, sha256, source_fingerprint
 from .base import Batch
 
 logger = logging.getLogger(__name__)
@@ -179,15 +179,6 @@ def build_recipe(dtype: str, recipe: Int8Recipe = INT8_RECIPE) -> dict | None:
     }
 
 
-def _dist_version(name: str) -> str:
-    import importlib.metadata
-
-    try:
-        return importlib.metadata.version(name)
-    except importlib.metadata.PackageNotFoundError:
-        return ""
-
-
 def ir_fingerprint(model_dir: Path, dtype: str, recipe: Int8Recipe = INT8_RECIPE) -> dict:
     """Everything that determines an IR's bytes; two equal fingerprints mean interchangeable files.
 
@@ -201,12 +192,12 @@ def ir_fingerprint(model_dir: Path, dtype: str, recipe: Int8Recipe = INT8_RECIPE
         "crossrank": __version__,
         "ir": kind,
         "openvino": openvino_version(),
-        "torch": _dist_version("torch").split("+")[0],
-        "transformers": _dist_version("transformers"),
+        "torch": package_version("torch"),
+        "transformers": package_version("transformers"),
         "source": source_fingerprint(model_dir),
     }
     if kind == "int8":
-        nncf_version = _dist_version("nncf")
+        nncf_version = package_version("nncf")
         if not nncf_version:
             optional_import("nncf", "openvino")  # raises the install hint
         fingerprint["quantization"] = {

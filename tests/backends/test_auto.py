@@ -48,6 +48,10 @@ def test_candidate_order_follows_the_cpu():
     assert candidates(("avx2", "fma")) == [
         ("openvino", "int8"), ("onnx", "int8"), ("openvino", "fp32"), ("onnx", "fp32"),
     ]
+    # AMX: bf16's matrix multiplications run on the tiles too; int8 is no faster there (measured), bf16 leads.
+    assert candidates((*bf16_cpu, "amx_tile", "amx_bf16", "amx_int8"))[:3] == [
+        ("openvino", "bf16"), ("openvino", "int8"), ("onnx", "int8"),
+    ]
     assert candidates(bf16_cpu, "fp32") == [("openvino", "fp32"), ("onnx", "fp32")]
     assert all(c != ("torch", "fp32") for c in candidates(bf16_cpu))  # the fallback, never gated
 
@@ -55,8 +59,8 @@ def test_candidate_order_follows_the_cpu():
 def test_cpu_check_without_torch_agrees_with_torch():
     import torch
 
-    assert auto._cpu(None) == (not torch.cuda.is_available())
-    assert auto._cpu("cpu") and not auto._cpu("cuda")
+    assert auto.on_cpu(None) == (not torch.cuda.is_available())
+    assert auto.on_cpu("cpu") and not auto.on_cpu("cuda")
 
 
 def test_shipped_gate_set_is_permissive_english_and_chinese():
@@ -210,3 +214,5 @@ def test_models_build_prepares_the_fast_backend(capsys, monkeypatch):
     # the first candidate that passed is what auto now loads without preparing anything
     choice = choose(ensure_model("embedded"), "cpu", "auto", prepare=False)
     assert f"CPU backend {choice.engine} {choice.dtype}" in out
+    flag = choose(ensure_model("embedded"), "cpu", "fp32", prepare=False)  # FlagReranker's, also ready
+    assert f"CPU fp32 backend (FlagReranker) {flag.engine} fp32" in out and flag.engine != "torch"

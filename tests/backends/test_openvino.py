@@ -21,6 +21,7 @@ from crossrank import BackendError, InvalidInputError, Reranker  # first: it kee
 
 pytest.importorskip("openvino", reason="OpenVINO is not installed (pip install 'crossrank[openvino]')")
 
+from crossrank.backends import auto  # noqa: E402
 from crossrank.backends import openvino_backend as ovb  # noqa: E402
 from crossrank.backends.gate import compare  # noqa: E402
 from crossrank.backends.openvino_backend import OpenVINOBackend, ensure_ir, read_manifest  # noqa: E402
@@ -196,7 +197,13 @@ def test_a_cached_ir_runs_without_torch(tiny_bert_dir, home):
         "import sys; from crossrank import Reranker; "
         f"r = Reranker({str(tiny_bert_dir)!r}, backend='openvino', dtype='fp32'); "
         "r.compute_score([('a', 'b c')]); "
-        "print(sorted(m for m in ('torch', 'transformers') if m in sys.modules))"
+        + (  # FlagReranker asks for CUDA without torch where no GPU device exists
+            "from crossrank import FlagReranker; "
+            f"FlagReranker({str(tiny_bert_dir)!r}, backend='openvino').compute_score([('a', 'b c')]); "
+            if not auto._gpu_device_nodes()
+            else ""
+        )
+        + "print(sorted(m for m in ('torch', 'transformers') if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip().splitlines()[-1] == "[]"
@@ -236,14 +243,16 @@ def embedded_gate():
 @pytest.mark.parametrize("dtype", ["int8", "bf16", "fp32"])
 def test_gate_on_the_embedded_model(embedded_gate, dtype):
     """bf16 keeps the ranking of the trained embedded model on the shipped gate set and fp32 is exact (1e-3,
-    the real-model exactness gate); the shipped int8 recipe does not keep it on the gate set's long passages
-    (ρ̄ 0.9899 measured, 0.98 on long ArguAna arguments), so the gate fails it and auto runs bf16 instead."""
+    the real-model exactness gate); the shipped int8 recipe keeps most of it but sits at the gate's edge on
+    the gate set's long passages, on one side or the other by CPU (ρ̄ 0.9899 measured with AVX-512 VNNI,
+    0.9900 with AMX; 0.98 on long ArguAna arguments), which is why auto tries bf16 first where it is as
+    fast (AMX) and the gate, not this test, decides elsewhere."""
     from crossrank.backends.gate import MAX_ABS_FP32, score_lists
 
     embedded, lists, reference = embedded_gate
     candidate = score_lists(Reranker(embedded, backend="openvino", dtype=dtype), lists)
     result = compare(reference, candidate, max_abs=MAX_ABS_FP32 if dtype == "fp32" else None)
     if dtype == "int8":
-        assert not result.passed and 0.97 <= result.spearman_mean < 0.99, result
+        assert 0.97 <= result.spearman_mean < 0.995 and result.top1_agreement >= 0.9, result
     else:
         assert result.passed, result

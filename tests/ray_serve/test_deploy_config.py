@@ -4,6 +4,9 @@ accept them, their args are valid crossrank settings, and the key never travels 
 from __future__ import annotations
 
 import inspect
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -61,6 +64,34 @@ def test_deployment_options_follow_the_settings():
     )
     assert "num_replicas" not in scaled and scaled["autoscaling_config"]["max_replicas"] == 5
     assert scaled["autoscaling_config"]["min_replicas"] == 0 and scaled["max_ongoing_requests"] == 8
+
+
+TOKENIZER_THREADS = """
+import os
+from tokenizers import Tokenizer, models, pre_tokenizers
+tok = Tokenizer(models.WordLevel({"a": 0, "[UNK]": 1}, unk_token="[UNK]"))
+tok.pre_tokenizer = pre_tokenizers.Whitespace()
+tok.encode_batch(["a b " * 200] * 2000)
+print(len(os.listdir("/proc/self/task")))
+"""
+
+
+LINUX_MULTICORE = Path("/proc/self/task").exists() and (os.cpu_count() or 1) >= 2
+
+
+@pytest.mark.skipif(not LINUX_MULTICORE, reason="counts threads in /proc; needs 2+ cores")
+def test_a_one_cpu_replica_tokenizes_on_one_thread():
+    """The Rust tokenizer's batch pool is one thread per core unless told: a 1-CPU replica starts one."""
+
+    def threads(env):
+        run = subprocess.run([sys.executable, "-c", TOKENIZER_THREADS], env=env, capture_output=True,
+                             text=True)
+        assert run.returncode == 0, run.stderr
+        return int(run.stdout)
+
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("RAYON", "TOKENIZERS"))}
+    assert threads(base) >= 3  # main thread + one pool thread per core
+    assert threads({**base, **serve_ray.thread_env(1.0)}) == 2
 
 
 def test_ray_settings_are_checked():

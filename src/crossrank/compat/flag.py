@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 
+from ..backends import auto
 from ..reranker import Reranker
 from ..scoring import as_pair_list, validate_pairs
 from ..thresholds import sigmoid
@@ -42,9 +43,7 @@ class FlagReranker:
         if trust_remote_code or cache_dir:
             logger.debug("trust_remote_code/cache_dir are accepted for compatibility and not used")
         device = devices[0] if isinstance(devices, list) and devices else devices
-        import torch
-
-        on_cuda = (device or ("cuda" if torch.cuda.is_available() else "cpu")).startswith("cuda")
+        on_cuda = device.startswith("cuda") if device else not auto.on_cpu(None)
         self.query_instruction = (query_instruction_for_rerank, query_instruction_format)
         self.passage_instruction = (passage_instruction_for_rerank, passage_instruction_format)
         self.normalize = normalize

@@ -64,10 +64,16 @@ def threads_for(cpus: float) -> int:
 
 
 def thread_env(cpus: float) -> dict[str, str]:
-    """Environment that keeps torch and ONNX Runtime to the CPUs Ray gave the process: replicas on a
-    shared machine must not each start one thread per core."""
+    """Environment that keeps the model and the tokenizer to the CPUs Ray gave the process: replicas on a
+    shared machine must not each start one thread per core. ``RAYON_NUM_THREADS`` sizes the thread pool
+    of the Rust tokenizer's ``encode_batch`` (one thread per core by default)."""
     threads = str(threads_for(cpus))
-    return {"OMP_NUM_THREADS": threads, "CROSSRANK_THREADS": threads, USAGE_STATS_ENV: "0"}
+    return {
+        "OMP_NUM_THREADS": threads,
+        "CROSSRANK_THREADS": threads,
+        "RAYON_NUM_THREADS": threads,
+        USAGE_STATS_ENV: "0",
+    }
 
 
 def max_ongoing(settings: ServerSettings) -> int:

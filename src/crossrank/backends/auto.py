@@ -8,8 +8,9 @@ The rule, in order (this module is the only place it is written):
 3. on CPU with ``dtype="auto"`` (or ``"fp32"``: the fp32 candidates only), the candidates of
    :func:`candidates` for this CPU's features, fastest first as measured by ``benchmarks/throughput.py``:
    OpenVINO int8, OpenVINO bf16 (native-bf16 CPUs), ONNX int8, torch bf16 (native bf16), OpenVINO fp32,
-   ONNX fp32. The first one whose **gate passed** is used. On first use each candidate, in order, is
-   prepared (converted / exported, cached by fingerprint), then gated: the shipped gate set
+   ONNX fp32; with AMX and a model narrower than 768 (hidden size), OpenVINO bf16 before int8. The
+   first one whose **gate passed** is used. On first use each candidate, in order, is prepared
+   (converted / exported, cached by fingerprint), then gated: the shipped gate set
    (:func:`crossrank.backends.gate.gate_set`, English and Chinese query lists) is scored with it and
    compared with torch fp32 (:func:`crossrank.backends.gate.compare`: mean per-query Spearman >= 0.99 and
    the same top-1 on >= 95% of the lists). Preparation stops at the first candidate that passes;
@@ -212,20 +213,28 @@ def native_bf16(features: Sequence[str]) -> bool:
     return "avx512_bf16" in features or "amx_bf16" in features
 
 
-def candidates(features: Sequence[str], dtype: str = "auto") -> list[tuple[str, str]]:
-    """``(engine, dtype)`` to try, fastest first, for a CPU with ``features``; torch fp32 is the fallback
-    (and the reference) and is not listed. bf16 candidates only where bf16 is native (elsewhere it is
-    emulated, many times slower than fp32). int8 leads where matrix units are absent: ~2x the fp32 kernel
-    rate even on AVX2-only CPUs, ~1.3x OpenVINO bf16 with AVX-512 VNNI + BF16 (5.18x vs 4.05x
-    sentence-transformers, benchmarks/README.md). With AMX, OpenVINO bf16 leads: its FullyConnected layers
-    run on the AMX tiles as int8's do, the fused attention (half the time) runs at the same rate in
-    both, so int8 is no faster and ranks worse (measured: 37.0 vs 34.1 pairs/s, per-query Spearman vs
-    torch fp32 0.9970 vs 0.9848 on ArguAna)."""
+# With AMX, int8 gains only in the FullyConnected layers (both int8 and bf16 run them on the tiles, int8
+# at up to twice the rate); the fused attention runs at the same rate in both and its share of the time
+# falls as the model widens (attention ~L^2*H, projections ~L*H^2). Measured on a 2-core Xeon with AMX:
+# hidden 384 (embedded): int8 34.1 vs bf16 37.0 pairs/s, and int8 ranks worse (ArguAna per-query Spearman
+# vs torch fp32 0.9848 vs 0.9970); hidden 1024 (m3-shape): int8 5.00 vs bf16 3.97 pairs/s.
+AMX_INT8_MIN_HIDDEN = 768
+
+
+def candidates(
+    features: Sequence[str], dtype: str = "auto", hidden_size: int | None = None
+) -> list[tuple[str, str]]:
+    """``(engine, dtype)`` to try, fastest first, for a CPU with ``features`` and a model of width
+    ``hidden_size``; torch fp32 is the fallback (and the reference) and is not listed. bf16 candidates
+    only where bf16 is native (elsewhere it is emulated, many times slower than fp32). int8 leads without
+    AMX: ~2x the fp32 kernel rate even on AVX2-only CPUs, ~1.3x OpenVINO bf16 with AVX-512 VNNI + BF16
+    (5.18x vs 4.05x sentence-transformers, benchmarks/README.md). With AMX, OpenVINO bf16 leads for models
+    narrower than :data:`AMX_INT8_MIN_HIDDEN` (int8 is no faster there, see above)."""
     bf16 = native_bf16(features)
     if dtype == "fp32":
         return [("openvino", "fp32"), ("onnx", "fp32")]
     order = [("openvino", "int8")]
-    if "amx_bf16" in features:
+    if "amx_bf16" in features and (hidden_size or 0) < AMX_INT8_MIN_HIDDEN:
         order.insert(0, ("openvino", "bf16"))
     elif bf16:
         order.append(("openvino", "bf16"))
@@ -343,6 +352,13 @@ def _score_gate_set(model_dir: Path, backend, what: str) -> list[list[float]]:
         return score_lists(_gate_reranker(model_dir, backend), lists, lambda done, _: bar.update(done))
 
 
+def _hidden_size(model_dir: Path) -> int | None:
+    try:
+        return int(json.loads((model_dir / "config.json").read_text(encoding="utf-8"))["hidden_size"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None  # not a Hugging Face folder (an export): the engine is fixed anyway
+
+
 def _summary(gate: dict) -> str:
     return (
         f"ρ̄ {gate['spearman_mean']:.4f}, top-1 {gate['top1_agreement']:.0%} on {gate['n_queries']} "
@@ -369,7 +385,7 @@ def choose(
     if prepare is None:
         prepare = os.environ.get(PREPARE_ENV, "1").strip() not in ("0", "false", "no")
     features = cpu_features()
-    order = list(order) if order is not None else candidates(features, dtype)
+    order = list(order) if order is not None else candidates(features, dtype, _hidden_size(model_dir))
     try:
         key = _model_key(model_dir, features)
     except Exception as exc:  # not a folder the fingerprint understands (no weights files, ...)

@@ -87,10 +87,15 @@ def main() -> None:
     parser.add_argument(
         "--accuracy-control", type=int, default=0, metavar="ITERATIONS",
         help="also run nncf.quantize_with_accuracy_control from the shipped recipe, the metric the mean "
-        "per-list Spearman vs the fp32 IR on the shipped gate set (max drop 0.01), at most ITERATIONS "
+        "per-list Spearman vs the fp32 IR on the shipped gate set (max drop --max-drop), at most ITERATIONS "
         "reverted groups",
     )
     parser.add_argument("--ranking-subset", type=int, default=16, help="gate lists NNCF ranks groups on")
+    parser.add_argument(
+        "--max-drop", type=float, default=0.005,
+        help="accuracy control's allowed drop of the mean Spearman vs the fp32 IR (the gate allows 0.01; "
+        "a margin keeps the result off the gate's edge on other CPUs)",
+    )
     args = parser.parse_args()
     import openvino as ov
     import torch
@@ -201,7 +206,7 @@ def _accuracy_control(ov, core, model_dir, fp32_dir, args):
         nncf.Dataset(calibration),
         nncf.Dataset(items),
         validate,
-        max_drop=0.01,
+        max_drop=args.max_drop,
         preset=nncf.QuantizationPreset(recipe.preset),
         model_type=nncf.ModelType.TRANSFORMER,
         subset_size=len(calibration),

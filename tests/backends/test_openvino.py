@@ -253,6 +253,6 @@ def test_gate_on_the_embedded_model(embedded_gate, dtype):
     candidate = score_lists(Reranker(embedded, backend="openvino", dtype=dtype), lists)
     result = compare(reference, candidate, max_abs=MAX_ABS_FP32 if dtype == "fp32" else None)
     if dtype == "int8":
-        assert 0.97 <= result.spearman_mean < 0.995 and result.top1_agreement >= 0.9, result
+        assert 0.96 <= result.spearman_mean < 0.995 and result.top1_agreement >= 0.9, result
     else:
         assert result.passed, result

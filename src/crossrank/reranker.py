@@ -175,10 +175,11 @@ class Reranker:
         return self.engine.check_options(replace(self.options, **overrides))
 
     def score_pairs(
-        self, pairs: Sequence, options: ScoreOptions | None = None, progress=None
+        self, pairs: Sequence, options: ScoreOptions | None = None, progress=None, encoded=None
     ) -> list[PairScore]:
-        """Score (query, document) pairs in input order, with window details. See :class:`PairScore`."""
-        return self.engine.score_pairs(pairs, options, progress)
+        """Score (query, document) pairs in input order, with window details. See :class:`PairScore`.
+        ``encoded``: the documents already tokenized (``self.engine.tokenizer.encode``), one per pair."""
+        return self.engine.score_pairs(pairs, options, progress, encoded=encoded)
 
     def compute_score(self, pairs: Sequence, normalize: bool = False) -> list[float]:
         """One score per pair, in input order: raw logits, or sigmoid scores with ``normalize=True``.

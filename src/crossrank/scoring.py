@@ -177,19 +177,25 @@ class ScoringEngine:
         options: ScoreOptions | None = None,
         progress: Callable[[int, int], None] | None = None,
         batch_size: int | None = None,
+        encoded: Sequence[EncodedText] | None = None,
     ) -> list[PairScore]:
         """Score pairs in input order. ``progress(rows_done, rows_total)`` is called after each batch;
-        ``batch_size`` overrides the engine's rows-per-batch for this call."""
+        ``batch_size`` overrides the engine's rows-per-batch for this call. ``encoded``: the documents
+        already tokenized with ``self.tokenizer.encode`` (one per pair, e.g. by the server, which counts
+        tokens at admission), so they are not tokenized twice."""
         opts = self.check_options(options) if options is not None else self.options
         checked = validate_pairs(pairs, opts.max_document_chars)
-        features, layouts, encoded = self._features(checked, opts)
+        if encoded is not None and len(encoded) != len(checked):
+            raise InvalidInputError(f"{len(encoded)} encoded documents for {len(checked)} pairs")
+        features, layouts, encoded = self._features(checked, opts, encoded)
         logits = self._run(features, progress, batch_size or self.batch_size)
         return self._collect(features, logits, layouts, encoded, checked, opts.aggregate)
 
-    def _features(self, pairs: list[tuple[str, str]], opts: ScoreOptions):
+    def _features(self, pairs: list[tuple[str, str]], opts: ScoreOptions, encoded=None):
         tok = self.tokenizer
         queries = {q: tok.encode_query(q, opts.query_max_length) for q in dict.fromkeys(q for q, _ in pairs)}
-        encoded = tok.encode([d for _, d in pairs])
+        if encoded is None:
+            encoded = tok.encode([d for _, d in pairs])
         # "first" looks at the first window only, so scoring the others would be wasted work.
         truncate = opts.truncate or ("right" if opts.aggregate == "first" else None)
         features: list[_Feature] = []

@@ -22,7 +22,7 @@ class Recorder:
         self.options: list[ScoreOptions] = []
         self.gate, self.fail, self.short = gate, fail, short
 
-    def __call__(self, pairs, options):
+    def __call__(self, pairs, options, encoded=None):
         self.calls.append(list(pairs))
         self.options.append(options)
         if self.gate is not None:

@@ -102,3 +102,24 @@ def test_client_that_leaves_is_dropped_before_compute(make_server, fake_reranker
         text = httpx.get(f"{live.url}/metrics").text
     assert not any(gone_ids & set(row) for row in backend.seen)
     assert metric(text, "crossrank_cancelled_total") >= 1
+
+
+def test_each_document_is_tokenized_once(make_server, fake_reranker, monkeypatch):
+    """The server counts tokens at admission and hands those encodings to the engine: one tokenization
+    per document, not two (it was ~7% of a replica's CPU at 64 tokens), with the library's scores."""
+    tokenizer = fake_reranker.engine.tokenizer
+    encode = tokenizer.encode
+    seen: list[str] = []
+
+    def counting(texts):
+        seen.extend(texts)
+        return encode(texts)
+
+    query, docs = request_for(4)
+    expected = fake_reranker.compute_score([(query, d) for d in docs], normalize=True)
+    monkeypatch.setattr(tokenizer, "encode", counting)
+    with make_server() as live, httpx.Client(base_url=live.url, timeout=30) as c:
+        body = c.post("/v2/rerank", json={"model": "m", "query": query, "documents": docs}).json()
+    assert sorted(seen) == sorted(docs)
+    scores = {r["index"]: r["relevance_score"] for r in body["results"]}
+    assert [scores[i] for i in range(len(docs))] == pytest.approx(expected, abs=1e-6)

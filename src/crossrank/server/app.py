@@ -42,7 +42,7 @@ def create_app(settings: ServerSettings | None = None, reranker: Reranker | None
     async def lifespan(app: FastAPI):
         model = reranker if reranker is not None else await asyncio.to_thread(load_reranker, settings)
         batcher = Batcher(
-            lambda pairs, options: model.score_pairs(pairs, options),
+            lambda pairs, options, encoded: model.score_pairs(pairs, options, encoded=encoded),
             token_budget=settings.batch_token_budget,
             max_wait_ms=settings.max_wait_ms,
             max_queue=settings.max_queue,

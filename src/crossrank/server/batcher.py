@@ -24,7 +24,9 @@ from .metrics import Metrics
 
 logger = logging.getLogger(__name__)
 
-ScoreFn = Callable[[list[tuple[str, str]], ScoreOptions], Sequence[PairScore]]
+# score(pairs, options, encoded): ``encoded`` is the documents' encodings when every request of the batch
+# brought them (tokenized at admission), else None.
+ScoreFn = Callable[[list[tuple[str, str]], ScoreOptions, list | None], Sequence[PairScore]]
 
 
 class OverloadedError(CrossrankError):
@@ -44,6 +46,7 @@ class Job:
     tokens: int
     future: asyncio.Future
     enqueued: float
+    encoded: list | None = None  # the documents' encodings, when the request was tokenized at admission
     started: float = 0.0
     finished: float = 0.0
     batch_requests: int = 0
@@ -134,13 +137,16 @@ class Batcher:
         carry = 1 if state.carry is not None and not state.carry.future.done() else 0
         return state.queue.qsize() + len(pending) + carry
 
-    def submit(self, pairs: list[tuple[str, str]], options: ScoreOptions, tokens: int) -> Job:
+    def submit(
+        self, pairs: list[tuple[str, str]], options: ScoreOptions, tokens: int, encoded: list | None = None
+    ) -> Job:
         """Queue a request's pairs; await ``job.future`` for their scores (in order). Inside
-        :meth:`admit`, the request's own place is the one it holds."""
+        :meth:`admit`, the request's own place is the one it holds. ``encoded``: the documents' encodings
+        (one per pair), handed to the score function so they are not tokenized again."""
         if not self.running:
             raise UnavailableError(self.failure or "the model is not running; retry shortly")
         loop = asyncio.get_running_loop()
-        job = Job(pairs, options, tokens, loop.create_future(), loop.time())
+        job = Job(pairs, options, tokens, loop.create_future(), loop.time(), encoded)
         try:
             self._state.queue.put_nowait(job)
         except asyncio.QueueFull:
@@ -205,11 +211,12 @@ class Batcher:
     async def _run_group(self, options: ScoreOptions, jobs: list[Job]) -> None:
         loop = asyncio.get_running_loop()
         pairs = [pair for job in jobs for pair in job.pairs]
+        encoded = None if any(j.encoded is None for j in jobs) else [e for j in jobs for e in j.encoded]
         self._observe_batch(jobs, len(pairs))
         started = loop.time()
         self._state.inflight = jobs  # failed by _fail_waiting if we are cancelled while computing
         try:
-            scores = await loop.run_in_executor(self._state.executor, self.score, pairs, options)
+            scores = await loop.run_in_executor(self._state.executor, self.score, pairs, options, encoded)
             if len(scores) != len(pairs):
                 raise BackendError(f"the engine returned {len(scores)} scores for {len(pairs)} pairs")
         except Exception as exc:

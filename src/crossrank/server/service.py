@@ -80,14 +80,15 @@ class RerankService:
                     f"{s.max_document_chars:,}; split it into chunks"
                 )
 
-    def count_tokens(self, job: RerankJob, options: ScoreOptions) -> int:
-        """Tokens the request puts through the model (query capped to its budget, template included)."""
+    def count_tokens(self, job: RerankJob, options: ScoreOptions) -> tuple[int, list]:
+        """Tokens the request puts through the model (query capped to its budget, template included), and
+        the documents' encodings, which the engine then uses instead of tokenizing them again."""
         tokenizer = self.reranker.engine.tokenizer
-        encodings = tokenizer.backend.encode_batch([job.query, *job.texts], add_special_tokens=False)
-        query = min(len(encodings[0].ids), options.query_max_length or options.max_length)
+        documents = tokenizer.encode(job.texts)
+        query = len(tokenizer.encode_query(job.query, options.query_max_length))
         special = tokenizer.template.n_special
         cap = options.max_length * (1 if options.truncate else options.max_windows)
-        return sum(min(query + len(e.ids) + special, cap) for e in encodings[1:])
+        return sum(min(query + len(d.ids) + special, cap) for d in documents), documents
 
     async def run(self, job: RerankJob, disconnected: Callable[[], Awaitable]) -> Outcome:
         """Score and rank ``job``; ``disconnected()`` returns an awaitable that ends if the client leaves."""
@@ -95,9 +96,9 @@ class RerankService:
         options = self.options_for(job.overrides)
         self.check_limits(job)
         with self.batcher.admit():  # overload is refused before it costs tokenization
-            tokens = await asyncio.to_thread(self.count_tokens, job, options)
+            tokens, encoded = await asyncio.to_thread(self.count_tokens, job, options)
             tokenized = time.perf_counter()
-            queued = self.batcher.submit([(job.query, t) for t in job.texts], options, tokens)
+            queued = self.batcher.submit([(job.query, t) for t in job.texts], options, tokens, encoded)
         scored = await self._wait(queued, disconnected)
         results, threshold = self._rank(job, scored)
         end = time.perf_counter()

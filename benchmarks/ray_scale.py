@@ -12,7 +12,9 @@ are); the in-process loop uses one thread.
 
 Targets: Serve 1 replica >= 0.9x plain serve; 2 replicas >= 1.6x one; rerank-table concurrency 2 >= 1.6x
 concurrency 1. ``machine_2_vs_1`` is the machine's own ceiling for the two 2-vs-1 ratios: the same
-reranking in two plain processes side by side against one (no Ray, no HTTP, model loaded first).
+reranking in two plain processes side by side against one (no Ray, no HTTP, model loaded first). Each
+serving level also prints the cores each group of processes used (replicas, Serve's proxy, other Ray
+processes, the load generator), which is what the 2-replica ratio is short of.
 Run alone on the machine:
 
     python benchmarks/ray_scale.py --json ray_scale.json
@@ -27,6 +29,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 os.environ["RAY_USAGE_STATS_ENABLED"] = "0"  # before Ray is imported anywhere in this process
@@ -36,6 +39,42 @@ from serve_load import free_port, make_requests, read_texts, run_level, wait_rea
 from crossrank.server.ray import thread_env  # noqa: E402
 
 TARGETS = {"ray_1_vs_plain": 0.9, "ray_2_vs_ray_1": 1.6, "table_2_vs_table_1": 1.6}
+
+
+def cpu_seconds() -> dict[int, tuple[str, float]]:
+    """CPU seconds so far of every process on the machine, with the group it belongs to."""
+    import psutil
+
+    out = {}
+    for proc in psutil.process_iter(["cmdline"]):
+        try:
+            cmd = " ".join(proc.info["cmdline"] or [])
+            times = proc.cpu_times()
+        except psutil.Error:
+            continue
+        if proc.pid == os.getpid():
+            group = "load generator"
+        elif "ServeReplica" in cmd:
+            group = "replicas"
+        elif "ProxyActor" in cmd:
+            group = "Serve proxy"
+        elif "crossrank.cli.main serve" in cmd:
+            group = "crossrank serve"
+        elif "ray" in cmd:
+            group = "other Ray processes"
+        else:
+            continue
+        out[proc.pid] = (group, times.user + times.system)
+    return out
+
+
+def cpu_shares(before: dict, after: dict, seconds: float) -> dict[str, float]:
+    """Cores each group used over ``seconds`` (processes alive at both ends)."""
+    shares: dict[str, float] = {}
+    for pid, (group, cpu) in after.items():
+        if pid in before:
+            shares[group] = shares.get(group, 0.0) + (cpu - before[pid][1]) / seconds
+    return dict(sorted(shares.items(), key=lambda kv: -kv[1]))
 
 
 def serve_rate(args, requests, extra: list[str]) -> dict:
@@ -51,11 +90,15 @@ def serve_rate(args, requests, extra: list[str]) -> dict:
     try:
         url = f"http://127.0.0.1:{port}"
         run_level(url, requests[: args.clients], args.clients)  # warm-up: every replica loads lazily
+        before, start = cpu_seconds(), time.perf_counter()
         result = run_level(url, requests, args.clients)
+        result["cores"] = cpu_shares(before, cpu_seconds(), time.perf_counter() - start)
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=120)
-    print(f"serve {' '.join(extra) or 'plain'}: {result['throughput_pairs_s']:.1f} pairs/s", flush=True)
+    cores = ", ".join(f"{group} {share:.2f}" for group, share in result["cores"].items())
+    rate = result["throughput_pairs_s"]
+    print(f"serve {' '.join(extra) or 'plain'}: {rate:.1f} pairs/s; cores used: {cores}", flush=True)
     return result
 
 

@@ -186,7 +186,10 @@ class ScoringEngine:
         opts = self.check_options(options) if options is not None else self.options
         checked = validate_pairs(pairs, opts.max_document_chars)
         if encoded is not None and len(encoded) != len(checked):
-            raise InvalidInputError(f"{len(encoded)} encoded documents for {len(checked)} pairs")
+            raise InvalidInputError(
+                f"{len(encoded)} encoded documents for {len(checked)} pairs: pass one encoding per pair "
+                "(from engine.tokenizer.encode of the documents, in order), or encoded=None"
+            )
         features, layouts, encoded = self._features(checked, opts, encoded)
         logits = self._run(features, progress, batch_size or self.batch_size)
         return self._collect(features, logits, layouts, encoded, checked, opts.aggregate)

@@ -199,21 +199,38 @@ class ScoringEngine:
         queries = {q: tok.encode_query(q, opts.query_max_length) for q in dict.fromkeys(q for q, _ in pairs)}
         if encoded is None:
             encoded = tok.encode([d for _, d in pairs])
-        # "first" looks at the first window only, so scoring the others would be wasted work.
-        truncate = opts.truncate or ("right" if opts.aggregate == "first" else None)
         features: list[_Feature] = []
         layouts: list[tuple[list[tuple[int, int]], bool]] = []
         for i, ((query, _), doc) in enumerate(zip(pairs, encoded, strict=True)):
             q_ids = queries[query]
-            budget = tok.passage_budget(q_ids, opts.max_length)
-            window = min(opts.window or budget, budget)
-            stride = min(opts.stride, window) if opts.stride else None
-            spans, truncated = plan_windows(len(doc.ids), window, stride, opts.max_windows, truncate)
+            spans, truncated = self._windows(q_ids, doc, opts)
             layouts.append((spans, truncated))
             for w, (start, end) in enumerate(spans):
                 ids, types = tok.build(q_ids, doc.ids[start:end])
                 features.append(_Feature(i, w, ids, types))
         return features, layouts, encoded
+
+    def _windows(self, q_ids: Sequence[int], doc: EncodedText, opts: ScoreOptions):
+        """The windows of one document beside this query (``plan_windows``' ranges and truncated flag)."""
+        budget = self.tokenizer.passage_budget(q_ids, opts.max_length)
+        window = min(opts.window or budget, budget)
+        stride = min(opts.stride, window) if opts.stride else None
+        # "first" looks at the first window only, so scoring the others would be wasted work.
+        truncate = opts.truncate or ("right" if opts.aggregate == "first" else None)
+        return plan_windows(len(doc.ids), window, stride, opts.max_windows, truncate)
+
+    def model_tokens(
+        self, query: str, encoded: Sequence[EncodedText], options: ScoreOptions | None = None
+    ) -> int:
+        """Tokens the model reads to score the documents ``encoded`` (``self.tokenizer.encode``) against
+        ``query``: every window counts, each with the query and the template's special tokens, exactly
+        as :meth:`score_pairs` builds them. What the server reports as usage and budgets batches by."""
+        opts = self.check_options(options) if options is not None else self.options
+        q_ids = self.tokenizer.encode_query(query, opts.query_max_length)
+        fixed = len(q_ids) + self.tokenizer.template.n_special
+        return sum(
+            fixed + end - start for doc in encoded for start, end in self._windows(q_ids, doc, opts)[0]
+        )
 
     def _run(self, features: list[_Feature], progress, batch_size: int) -> np.ndarray:
         # Longest first: memory problems surface on the first batch, and padding within a batch is minimal.

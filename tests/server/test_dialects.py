@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import httpx
 import pytest
 
 from crossrank.reranker import rank
@@ -183,3 +184,23 @@ def test_ties_break_by_index(client):
         "/rerank", json={"query": "zebra", "texts": ["same text", "same text", "same text"]}
     ).json()
     assert [item["index"] for item in body] == [0, 1, 2]
+
+
+def test_usage_counts_every_window_the_model_reads(make_server):
+    """Token usage (TEI's x-compute-tokens, Cohere's input_tokens, vLLM's prompt_tokens) is what the
+    model read: a windowed document counts each window with its own copy of the query."""
+    from .fakes import FakeBackend
+
+    long_doc = "filler words about nothing in particular. " * 60 + "Paris is the capital of France."
+    texts = [long_doc, "Bananas are yellow."]
+    backend = FakeBackend()
+    with make_server(backend=backend) as live, httpx.Client(base_url=live.url, timeout=30) as http:
+        tei = http.post("/rerank", json={"query": QUERY, "texts": texts})
+        read_by_tei = sum(len(row) for row in backend.seen)
+        backend.seen.clear()
+        v2 = http.post("/v2/rerank", json={"query": QUERY, "documents": texts}).json()
+        read_by_v2 = sum(len(row) for row in backend.seen)
+    assert len(backend.rows) >= 1 and read_by_tei == read_by_v2
+    assert read_by_tei > 2 * 128  # the long document really was split into windows
+    assert int(tei.headers["x-compute-tokens"]) == read_by_tei
+    assert v2["meta"]["tokens"]["input_tokens"] == read_by_tei

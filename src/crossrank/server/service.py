@@ -81,14 +81,12 @@ class RerankService:
                 )
 
     def count_tokens(self, job: RerankJob, options: ScoreOptions) -> tuple[int, list]:
-        """Tokens the request puts through the model (query capped to its budget, template included), and
-        the documents' encodings, which the engine then uses instead of tokenizing them again."""
-        tokenizer = self.reranker.engine.tokenizer
-        documents = tokenizer.encode(job.texts)
-        query = len(tokenizer.encode_query(job.query, options.query_max_length))
-        special = tokenizer.template.n_special
-        cap = options.max_length * (1 if options.truncate else options.max_windows)
-        return sum(min(query + len(d.ids) + special, cap) for d in documents), documents
+        """Tokens the request puts through the model (every window with its copy of the query and the
+        template), and the documents' encodings, which the engine then uses instead of tokenizing them
+        again."""
+        engine = self.reranker.engine
+        documents = engine.tokenizer.encode(job.texts)
+        return engine.model_tokens(job.query, documents, options), documents
 
     async def run(self, job: RerankJob, disconnected: Callable[[], Awaitable]) -> Outcome:
         """Score and rank ``job``; ``disconnected()`` returns an awaitable that ends if the client leaves."""

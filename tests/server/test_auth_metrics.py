@@ -32,6 +32,10 @@ def test_auth_required_on_rerank_and_info(protected):
         assert basic.status_code == 401
         tei = c.post("/rerank", json={"query": "q", "texts": ["a"]})
         assert tei.status_code == 401 and tei.json()["error_type"] == "Unauthorized"
+        jina = c.post("/rerank", json=body)  # /rerank with `documents`: the Jina/vLLM error shape
+        assert jina.status_code == 401 and "Authorization: Bearer" in jina.json()["detail"]
+        invalid = c.post("/v2/rerank", json={"query": "q", "documents": "not a list"})
+        assert invalid.status_code == 401  # the key is checked before the body's fields
         assert c.get("/info").status_code == 401
         ok = c.post("/v2/rerank", json=body, headers={"Authorization": f"Bearer {KEY}"})
         assert ok.status_code == 200

@@ -57,6 +57,26 @@ def test_documents_errors(client):
     assert_docs_error(documents_on_rerank, 422, "documents[0]")
 
 
+def test_framework_errors_keep_the_dialect_shape(client):
+    """Unknown routes, wrong methods, unparsable and non-JSON bodies: the framework's own refusals
+    still come in the error shape of the route's dialect, with a message that says what to send."""
+    assert_docs_error(client.get("/v2/rerank"), 405, "Method Not Allowed")
+    assert client.get("/v2/rerank").headers["allow"] == "POST"
+    assert_docs_error(client.post("/v3/rerank", json={}), 404, "Not Found")
+    deep = '{"query": "q", "texts": ["a"], "x": ' + "[" * 1100 + "]" * 1100 + "}"
+    parse = client.post("/rerank", content=deep, headers={"content-type": "application/json"})
+    assert_tei_error(parse, 400, "Validation", "parsing the body")
+    form = client.post("/rerank", content=b'{"query": "q", "texts": ["a"]}')  # no Content-Type
+    assert_tei_error(form, 415, "Validation", "Content-Type: application/json", "no Content-Type")
+    form = client.post(
+        "/v2/rerank", content=b'{"query": "q", "documents": ["a"]}',
+        headers={"content-type": "application/x-www-form-urlencoded"},  # curl -d without -H
+    )
+    assert_docs_error(form, 415, "Content-Type: application/json", "x-www-form-urlencoded")
+    neither = client.post("/rerank", json={"query": "q", "text": ["a"]})
+    assert_tei_error(neither, 422, "Validation", "'texts' (TEI) or 'documents'")
+
+
 def test_invalid_window_settings_name_the_option(client):
     response = client.post(
         "/v2/rerank", json={"query": QUERY, "documents": ["a b"], "truncate_prompt_tokens": 2}

@@ -11,6 +11,7 @@ import logging
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..errors import BackendError, InputTooLargeError, InvalidInputError
 from .auth import UnauthorizedError
@@ -70,15 +71,46 @@ def describe_validation(exc: RequestValidationError, tagged: bool = False) -> st
     return "; ".join(parts) + (f"; and {more} more" if more > 0 else "")
 
 
+def is_json(content_type: str | None) -> bool:
+    """Whether a ``Content-Type`` names JSON (``application/json`` or ``application/*+json``)."""
+    kind = (content_type or "").split(";")[0].strip().lower()
+    return kind == "application/json" or (kind.startswith("application/") and kind.endswith("+json"))
+
+
 async def _validation_handler(request: Request, exc: RequestValidationError) -> JSONResponse:
     body = exc.body
+    content_type = request.headers.get("content-type")
+    if isinstance(body, bytes) and body and not is_json(content_type):
+        # FastAPI parses JSON only when the request says it is JSON (a guard against cross-site
+        # requests); say so instead of reporting the body's fields as missing. 415, as TEI answers.
+        return error_response(
+            dialect_of(request),
+            415,
+            "Validation",
+            f"send the body as JSON with the header 'Content-Type: application/json' "
+            f"(got {'no Content-Type' if not content_type else repr(content_type)})",
+        )
     if isinstance(body, bytes | str):
         try:
             body = json.loads(body)
         except ValueError:
             body = None
-    message = f"invalid request: {describe_validation(exc, tagged=request.url.path == '/rerank')}"
+    rerank = request.url.path == "/rerank"
+    if rerank and isinstance(body, dict) and "texts" not in body and "documents" not in body:
+        message = "invalid request: /rerank needs 'texts' (TEI) or 'documents' (Jina, Cohere, vLLM)"
+    else:
+        message = f"invalid request: {describe_validation(exc, tagged=rerank)}"
     return error_response(dialect_of(request, body), 422, "Validation", message)
+
+
+async def _http_handler(request: Request, exc: StarletteHTTPException) -> Response:
+    """The framework's own errors (unknown route, wrong method, a body it cannot parse) in the
+    dialect's error shape, keeping their status and headers (``Allow`` on 405)."""
+    if exc.status_code < 400 or exc.status_code in (204, 304):
+        return Response(status_code=exc.status_code, headers=exc.headers)
+    response = error_response(dialect_of(request), exc.status_code, "Validation", str(exc.detail))
+    response.headers.update(exc.headers or {})
+    return response
 
 
 async def _crossrank_handler(request: Request, exc: Exception) -> Response:
@@ -103,6 +135,7 @@ async def _unexpected_handler(request: Request, exc: Exception) -> JSONResponse:
 
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _validation_handler)
+    app.add_exception_handler(StarletteHTTPException, _http_handler)
     for kind_type in (*(entry[0] for entry in ERROR_MAP), ClientGoneError):
         app.add_exception_handler(kind_type, _crossrank_handler)
     app.add_exception_handler(Exception, _unexpected_handler)

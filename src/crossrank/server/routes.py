@@ -11,9 +11,10 @@ from fastapi.security import HTTPBearer
 
 from .. import __version__
 from ..reranker import Reranker
-from .auth import Authenticator
+from .auth import Authenticator, UnauthorizedError
 from .batcher import Batcher, UnavailableError
 from .dialects import RERANK, TEI, V1, V2, documents_body, job_from_documents, job_from_tei, tei_body
+from .http_errors import dialect_of
 from .metrics import Metrics
 from .schemas import AnyRerankRequest, DocumentsRequest, ErrorBody, Health, RerankResponse, TEIError, TEIRank
 from .service import Outcome, RerankService
@@ -44,9 +45,18 @@ def server_of(request: Request) -> ServerState:
 _bearer = HTTPBearer(auto_error=False, description="the server's API key, when one is configured")
 
 
-def require_key(request: Request, _: Annotated[Any, Depends(_bearer)] = None) -> None:
+async def require_key(request: Request, _: Annotated[Any, Depends(_bearer)] = None) -> None:
     authenticator: Authenticator = request.app.state.auth
-    authenticator.check(request.headers.get("authorization"))
+    try:
+        authenticator.check(request.headers.get("authorization"))
+    except UnauthorizedError:
+        if request.url.path == "/rerank":  # its error shape depends on the body, which FastAPI has read
+            try:
+                body = await request.json()
+            except ValueError:
+                body = None
+            request.state.dialect = dialect_of(request, body)
+        raise
 
 
 Server = Annotated[ServerState, Depends(server_of)]

@@ -73,6 +73,7 @@ def test_one_megabyte_document_is_windowed_when_allowed(tiny_xlmr_dir):
         ({"aggregate": "median"}, "aggregate must be one of"),
         ({"truncate": "middle"}, "truncate must be None"),
         ({"window": 0}, "window must be a positive integer"),
+        ({"window": 4, "stride": 8}, r"stride \(8\) is larger than window \(4\)"),
         ({"batch_size": 0}, "batch_size must be a positive integer"),
         ({"dtype": "int3"}, "dtype must be one of"),
         ({"backend": "tpu"}, "backend must be one of"),

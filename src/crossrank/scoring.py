@@ -50,6 +50,11 @@ class ScoreOptions:
             value = getattr(self, name)
             if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
                 raise InvalidInputError(f"{name} must be a positive integer or None, got {value!r}")
+        if self.window is not None and self.stride is not None and self.stride > self.window:
+            raise InvalidInputError(
+                f"stride ({self.stride}) is larger than window ({self.window}): tokens between windows "
+                "would never be scored; use a stride <= window"
+            )
         return self
 
 

@@ -82,6 +82,8 @@ def test_invalid_window_settings_name_the_option(client):
         "/v2/rerank", json={"query": QUERY, "documents": ["a b"], "truncate_prompt_tokens": 2}
     )
     assert_docs_error(response, 422, "max_length")
+    gap = client.post("/v2/rerank", json={"query": QUERY, "documents": ["a b"], "window": 4, "stride": 8})
+    assert_docs_error(gap, 422, "stride (8) is larger than window (4)")
 
 
 def test_limits(make_server):

@@ -29,6 +29,8 @@ def reranker(tiny_xlmr_dir):
         ("q", ["ok", ""], "document 1 is empty"),
         ("q", ["ok", 42], "document 1 must be a string"),
         ("q", ["ok", None], "document 1 must be a string"),
+        ("q", ["ok", "\u200b"], "document 1 has no text the model can read"),
+        ("q", ["\ufeff\ufeff", "ok"], "document 0 has no text the model can read"),
         ("q", "a single string", "documents must be a list"),
         ("q", None, "documents must be a list"),
     ],
@@ -77,11 +79,31 @@ def test_one_megabyte_document_is_windowed_when_allowed(tiny_xlmr_dir):
         ({"batch_size": 0}, "batch_size must be a positive integer"),
         ({"dtype": "int3"}, "dtype must be one of"),
         ({"backend": "tpu"}, "backend must be one of"),
+        ({"backend": None}, "backend must be one of"),
+        ({"device": "tpu"}, "device must be 'cpu', 'cuda' or 'cuda:N'"),
+        ({"device": "cuda:x"}, "device must be 'cpu', 'cuda' or 'cuda:N'"),
     ],
 )
 def test_bad_settings(tiny_xlmr_dir, kwargs, match):
     with pytest.raises(InvalidInputError, match=match):
         Reranker(str(tiny_xlmr_dir), **kwargs)
+
+
+def test_options_must_be_score_options(reranker):
+    with pytest.raises(InvalidInputError, match=r"with_options\("):
+        reranker.rerank("q", ["doc"], options={"window": 10})
+
+
+def test_a_short_max_length_gets_a_query_budget_that_fits(tiny_xlmr_dir):
+    small = Reranker(str(tiny_xlmr_dir), max_length=16)  # 16 * 3 // 4 = 12 would leave no passage token
+    assert small.options.query_max_length == 16 - 4 - 1
+    assert len(small.compute_score([["a long query " * 5, "passage"]])) == 1
+
+
+def test_with_options_derives_the_query_budget_from_a_new_max_length(reranker, tiny_xlmr_dir):
+    assert reranker.with_options(max_length=256).query_max_length == 192
+    fixed = Reranker(str(tiny_xlmr_dir), query_max_length=8)
+    assert fixed.with_options(max_length=256).query_max_length == 8
 
 
 @pytest.mark.parametrize("model", ["no-such-model", "", "./does/not/exist", "org/name/extra"])

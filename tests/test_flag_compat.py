@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
@@ -47,6 +48,40 @@ def test_flag_truncates_where_reranker_windows(tiny_xlmr_dir):
     )
     assert first_window[0].truncated and first_window[0].window.count == 1
     assert flag.compute_score(["panda", long_doc])[0] == first_window[0].logit
+
+
+def test_compute_score_keeps_the_constructors_query_budget(tiny_xlmr_dir):
+    """FlagEmbedding: a ``max_length`` passed to compute_score keeps the constructor's query_max_length."""
+    pair = ["panda " * 40 + "bamboo", "pandas eat bamboo"]
+    short_query = FlagReranker(str(tiny_xlmr_dir), query_max_length=4)
+    expected = short_query.compute_score(pair)
+    assert short_query.compute_score(pair, max_length=256) == expected
+    assert FlagReranker(str(tiny_xlmr_dir)).compute_score(pair, query_max_length=4) == expected
+
+
+@pytest.mark.parametrize(
+    "devices,device",
+    [("cpu", "cpu"), (["cpu"], "cpu"), (["cpu", "cuda:1"], "cpu"), (("cpu",), "cpu")],
+)
+def test_devices_take_flagembeddings_forms(tiny_xlmr_dir, devices, device):
+    assert FlagReranker(str(tiny_xlmr_dir), devices=devices).reranker.backend.device == device
+
+
+@pytest.mark.parametrize(
+    "devices,match", [(0, "CUDA is not available"), (1.5, "devices must be"), ("tpu", "device must be")]
+)
+def test_bad_devices_get_clear_errors(tiny_xlmr_dir, devices, match):
+    from crossrank import InvalidInputError
+
+    with pytest.raises(InvalidInputError, match=match):
+        FlagReranker(str(tiny_xlmr_dir), devices=devices)
+
+
+def test_batch_size_zero_is_refused(tiny_xlmr_dir):
+    from crossrank import InvalidInputError
+
+    with pytest.raises(InvalidInputError, match="batch_size must be a positive integer"):
+        FlagReranker(str(tiny_xlmr_dir)).compute_score(["a", "b"], batch_size=0)
 
 
 def test_instructions_are_prepended(tiny_xlmr_dir):

@@ -190,3 +190,15 @@ def test_nan_logits_are_an_error_not_a_score(tiny_xlmr_dir):
     reranker = Reranker(str(tiny_xlmr_dir), backend=Broken(TorchBackend(tiny_xlmr_dir)))
     with pytest.raises(BackendError, match="NaN"):
         reranker.compute_score(["q", "d"])
+
+
+@pytest.mark.parametrize("tail", ["cafe\u0301", "end.\u200b", "end.  "])
+def test_the_last_window_ends_at_the_documents_end(tiny_xlmr_dir, tail):
+    """Characters the tokenizer drops at the end (a combining mark, a zero-width space, trailing blanks)
+    still lie inside the last window's span."""
+    doc = "word " * 100 + tail
+    reranker = Reranker(str(tiny_xlmr_dir), max_length=64, window=10)
+    [windowed] = reranker.score_pairs([("word", doc)])
+    [last] = reranker.score_pairs([("end", doc)], reranker.with_options(truncate="left"))
+    assert windowed.window.count > 1 and windowed.window.end <= len(doc)
+    assert last.truncated and last.window.end == len(doc)

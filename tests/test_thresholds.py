@@ -39,6 +39,12 @@ def test_bad_thresholds_are_refused(bad):
         resolve_threshold(bad, [0.5])
 
 
+@pytest.mark.parametrize("bad", [-1, 1.5, "dynamic", "0.5", True])
+def test_bad_min_scores_name_min_score(bad):
+    with pytest.raises(InvalidInputError, match="min_score must be a number in"):
+        select([(0, 0.9)], min_score=bad)
+
+
 def test_sigmoid_is_stable():
     assert sigmoid(0.0) == 0.5
     assert sigmoid(-1000.0) == 0.0 and sigmoid(1000.0) == 1.0

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
-from .backends.base import Backend
+from .backends.base import Backend, check_device
 from .errors import InvalidInputError
 from .scoring import DEFAULT_MAX_DOCUMENT_CHARS, ScoreOptions, ScoringEngine, as_pair_list, check_text
 from .thresholds import select, sigmoid
@@ -31,7 +31,12 @@ def open_backend(name, model_dir, device: str | None, dtype: str):
     """``(backend, reason)``: the backend called ``name`` for a resolved model folder, and why it is the
     one running (for ``auto``, see :mod:`crossrank.backends.auto`). A ready backend object passes through."""
     if not isinstance(name, str):
-        return name, "a backend object was passed"  # implementing crossrank.backends.base.Backend
+        if not isinstance(name, Backend):
+            raise InvalidInputError(
+                f"backend must be one of {', '.join(BACKENDS)} or an object with name, dtype, device and "
+                f"forward(batch) (crossrank.backends.base.Backend), got {name!r:.80}"
+            )
+        return name, "a backend object was passed"
     if name not in BACKENDS:
         raise InvalidInputError(f"backend must be one of {', '.join(BACKENDS)}, got {name!r}")
     if name == "auto":
@@ -117,6 +122,7 @@ class Reranker:
         from .models.resolve import resolve_model
         from .tokenization import PairTokenizer
 
+        device = check_device(device)
         self.model = resolve_model(model)
         self.backend, self.backend_reason = open_backend(backend, self.model.path, device, dtype)
         tokenizer = PairTokenizer.from_pretrained(
@@ -133,6 +139,7 @@ class Reranker:
             max_document_chars=max_document_chars,
         )
         self.engine = ScoringEngine(tokenizer, self.backend, options, batch_size, max_batch_tokens)
+        self._query_max_length = query_max_length  # None: derived from max_length, also in with_options
         logger.info(
             "loaded %s (%s) on %s/%s: %s",
             self.model.name,
@@ -171,7 +178,11 @@ class Reranker:
         }
 
     def with_options(self, **overrides) -> ScoreOptions:
-        """The default options with some fields replaced (validated)."""
+        """The default options with some fields replaced (validated). A new ``max_length`` without a
+        ``query_max_length`` gets the query budget the constructor would give it (its own, if one was
+        passed; else ``max_length * 3 // 4``)."""
+        if "max_length" in overrides and "query_max_length" not in overrides:
+            overrides["query_max_length"] = self._query_max_length
         return self.engine.check_options(replace(self.options, **overrides))
 
     def score_pairs(

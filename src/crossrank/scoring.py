@@ -73,6 +73,17 @@ def as_pair_list(pairs):
     return pairs
 
 
+def check_readable(encoded: Sequence[EncodedText]) -> None:
+    """Refuse a document that encodes to no token (only zero-width or control characters, which pass
+    a blank check): the model would score the query against an empty passage, often highly."""
+    for i, doc in enumerate(encoded):
+        if not doc.ids:
+            raise InvalidInputError(
+                f"document {i} has no text the model can read (only invisible or control characters); "
+                "pass non-blank text"
+            )
+
+
 def validate_pairs(pairs: Sequence, max_document_chars: int | None) -> list[tuple[str, str]]:
     """Check shape and content of (query, document) pairs without modifying the caller's objects."""
     if isinstance(pairs, str | bytes) or not isinstance(pairs, Sequence):
@@ -172,6 +183,11 @@ class ScoringEngine:
 
     def check_options(self, options: ScoreOptions) -> ScoreOptions:
         """Validate options, including lengths against the tokenizer (raises :class:`InvalidInputError`)."""
+        if not isinstance(options, ScoreOptions):
+            raise InvalidInputError(
+                f"options must be a ScoreOptions, got {type(options).__name__}; build one with "
+                "reranker.with_options(window=..., ...)"
+            )
         options = options.validated()
         _, query_max_length = self.tokenizer.check_lengths(options.max_length, options.query_max_length)
         return replace(options, query_max_length=query_max_length)
@@ -189,6 +205,10 @@ class ScoringEngine:
         already tokenized with ``self.tokenizer.encode`` (one per pair, e.g. by the server, which counts
         tokens at admission), so they are not tokenized twice."""
         opts = self.check_options(options) if options is not None else self.options
+        if batch_size is not None and (
+            isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1
+        ):
+            raise InvalidInputError(f"batch_size must be a positive integer or None, got {batch_size!r}")
         checked = validate_pairs(pairs, opts.max_document_chars)
         if encoded is not None and len(encoded) != len(checked):
             raise InvalidInputError(
@@ -206,6 +226,7 @@ class ScoringEngine:
             encoded = tok.encode([d for _, d in pairs])
         features: list[_Feature] = []
         layouts: list[tuple[list[tuple[int, int]], bool]] = []
+        check_readable(encoded)
         for i, ((query, _), doc) in enumerate(zip(pairs, encoded, strict=True)):
             q_ids = queries[query]
             spans, truncated = self._windows(q_ids, doc, opts)
@@ -291,8 +312,11 @@ class ScoringEngine:
             spans, truncated = layouts[i]
             value, best = aggregate(window_logits, mode)
             start, end = spans[best]
-            offsets = encoded[i].offsets
-            chars = (offsets[start][0], offsets[end - 1][1]) if end > start else (0, len(pairs[i][1]))
+            offsets, text = encoded[i].offsets, pairs[i][1]
+            # The last window runs to the text's end: characters the tokenizer normalises away (a
+            # trailing combining mark, zero-width space) belong to no token but are still covered.
+            last = len(text) if end == len(offsets) else offsets[end - 1][1]
+            chars = (offsets[start][0], last)
             results.append(
                 PairScore(
                     logit=value,

@@ -97,6 +97,19 @@ def resolve_threshold(threshold: float | str | None, scores: Sequence[float]) ->
     return float(threshold)
 
 
+def check_min_score(min_score) -> float | None:
+    """``min_score`` as a float: ``None`` or a fixed number in [0, 1] (``"dynamic"`` is a threshold)."""
+    if min_score is None:
+        return None
+    number = isinstance(min_score, numbers.Real) and not isinstance(min_score, bool)
+    if not number or not 0.0 <= min_score <= 1.0:
+        raise InvalidInputError(
+            f"min_score must be a number in [0, 1] or None, got {min_score!r}"
+            + ("; for the σ rule pass threshold='dynamic'" if isinstance(min_score, str) else "")
+        )
+    return float(min_score)
+
+
 def select(
     ranked: Sequence[tuple[int, float]],
     *,
@@ -112,7 +125,7 @@ def select(
     if top_n is not None and (isinstance(top_n, bool) or not isinstance(top_n, int) or top_n < 0):
         raise InvalidInputError(f"top_n must be a non-negative integer or None, got {top_n!r}")
     cut = resolve_threshold(threshold, [s for _, s in ranked])
-    floor = resolve_threshold(min_score, []) if min_score is not None else None
+    floor = check_min_score(min_score)
     bars = [b for b in (cut, floor) if b is not None]
     bar = max(bars) if bars else None
     kept = [item for item in ranked if bar is None or item[1] >= bar]

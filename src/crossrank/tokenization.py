@@ -144,7 +144,8 @@ class PairTokenizer:
         )
 
     def check_lengths(self, max_length: int, query_max_length: int | None) -> tuple[int, int]:
-        """Validate a pair length and a query budget (default ``max_length * 3 // 4``); return both."""
+        """Validate a pair length and a query budget (default ``max_length * 3 // 4``, less where a short
+        ``max_length`` leaves no room for a passage token beside it); return both."""
         n_special = self.template.n_special
         limit = self.model_max_length
         if isinstance(max_length, bool) or not isinstance(max_length, int) or max_length < n_special + 2:
@@ -156,7 +157,7 @@ class PairTokenizer:
                 f"max_length={max_length} exceeds what this model accepts ({limit} tokens); use <= {limit}"
             )
         if query_max_length is None:
-            query_max_length = max_length * 3 // 4
+            query_max_length = min(max_length * 3 // 4, max_length - n_special - 1)
         if (
             isinstance(query_max_length, bool)
             or not isinstance(query_max_length, int)

@@ -11,6 +11,22 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
+from ..errors import InvalidInputError
+
+
+def check_device(device) -> str | None:
+    """``device`` if it names a device crossrank can run on: ``None``/``"auto"`` (CUDA when available),
+    ``"cpu"``, ``"cuda"`` or ``"cuda:N"``; anything else is an :class:`InvalidInputError` saying so."""
+    if device is None or device == "auto":
+        return None if device is None else device
+    if isinstance(device, str):
+        kind, colon, index = device.partition(":")
+        if device == "cpu" or (kind == "cuda" and (not colon or index.isdigit())):
+            return device
+    raise InvalidInputError(
+        f"device must be 'cpu', 'cuda' or 'cuda:N' (or None: CUDA when available), got {device!r}"
+    )
+
 
 @dataclass(frozen=True, slots=True)
 class Batch:

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import BackendError, InvalidInputError
-from .base import Batch
+from .base import Batch, check_device
 
 logger = logging.getLogger(__name__)
 
@@ -18,6 +18,7 @@ DTYPES = ("auto", "fp32", "bf16", "fp16")
 def resolve_device(device: str | None) -> str:
     import torch
 
+    device = check_device(device)
     if device in (None, "auto"):
         return "cuda" if torch.cuda.is_available() else "cpu"
     if device.startswith("cuda") and not torch.cuda.is_available():

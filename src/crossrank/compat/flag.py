@@ -13,11 +13,31 @@ import logging
 from collections.abc import Sequence
 
 from ..backends import auto
+from ..backends.base import check_device
+from ..errors import InvalidInputError
 from ..reranker import Reranker
 from ..scoring import as_pair_list, validate_pairs
 from ..thresholds import sigmoid
 
 logger = logging.getLogger(__name__)
+
+
+def flag_device(devices) -> str | None:
+    """FlagEmbedding's ``devices`` (a device, a GPU number, or a list of either; ``None``: the default)
+    as one crossrank device. crossrank runs one device per model: with several, the first is used."""
+    if isinstance(devices, list | tuple):
+        if not devices:
+            return None
+        if len(devices) > 1:
+            logger.warning("FlagReranker runs on one device here: using %r of %r", devices[0], devices)
+        devices = devices[0]
+    if isinstance(devices, int) and not isinstance(devices, bool) and devices >= 0:
+        return f"cuda:{devices}"  # FlagEmbedding: an int is a GPU number
+    if devices is None or isinstance(devices, str):
+        return check_device(devices)
+    raise InvalidInputError(
+        f"devices must be a device string ('cpu', 'cuda:0'), a GPU number or a list of them, got {devices!r}"
+    )
 
 
 class FlagReranker:
@@ -42,7 +62,7 @@ class FlagReranker:
     ):
         if trust_remote_code or cache_dir:
             logger.debug("trust_remote_code/cache_dir are accepted for compatibility and not used")
-        device = devices[0] if isinstance(devices, list) and devices else devices
+        device = flag_device(devices)
         on_cuda = device.startswith("cuda") if device else not auto.on_cpu(None)
         self.query_instruction = (query_instruction_for_rerank, query_instruction_format)
         self.passage_instruction = (passage_instruction_for_rerank, passage_instruction_format)
@@ -78,15 +98,14 @@ class FlagReranker:
     ) -> list[float]:
         """Scores for ``[[query, passage], ...]`` (or one ``[query, passage]``), in input order."""
         sentence_pairs = as_pair_list(sentence_pairs)
-        overrides = {}
-        if max_length is not None:
-            overrides["max_length"] = max_length
-            overrides["query_max_length"] = query_max_length
-        elif query_max_length is not None:
-            overrides["query_max_length"] = query_max_length
+        # FlagEmbedding: a query budget not given here is the constructor's, else max_length * 3 // 4.
+        overrides = {"max_length": max_length, "query_max_length": query_max_length}
+        overrides = {k: v for k, v in overrides.items() if v is not None}
         options = self.reranker.with_options(**overrides) if overrides else None
         scored = self.reranker.engine.score_pairs(
-            self._instruct(sentence_pairs), options, batch_size=batch_size or self.batch_size
+            self._instruct(sentence_pairs),
+            options,
+            batch_size=self.batch_size if batch_size is None else batch_size,
         )
         logits = [s.logit for s in scored]
         return (

@@ -67,7 +67,8 @@ def test_rerank_json_from_stdin(tiny_xlmr_dir):
     expected = Reranker(str(tiny_xlmr_dir)).rerank("panda", docs, top_n=2)
     assert [r["index"] for r in out] == [r.index for r in expected]
     assert [r["score"] for r in out] == pytest.approx([r.score for r in expected], abs=1e-6)
-    assert set(out[0]) == {"index", "score", "document", "window"}
+    assert set(out[0]) == {"index", "line", "score", "document", "window"}
+    assert all(r["line"] == r["index"] + 1 for r in out)
     assert set(out[0]["window"]) == {"index", "start", "end", "count"}
     assert out[0]["document"] == docs[out[0]["index"]]
 
@@ -77,7 +78,7 @@ def test_rerank_table_and_threshold(tmp_path, tiny_xlmr_dir):
     file.write_text("first document\nsecond document\n", encoding="utf-8")
     result = crossrank("rerank", "-q", "document", "-d", str(file), "--model", str(tiny_xlmr_dir))
     assert result.returncode == 0, result.stderr
-    assert result.stdout.splitlines()[0].split() == ["rank", "index", "score", "window", "document"]
+    assert result.stdout.splitlines()[0].split() == ["rank", "line", "score", "window", "document"]
     assert len(result.stdout.splitlines()) == 3
     none = crossrank(
         "rerank", "-q", "document", "-d", str(file), "--model", str(tiny_xlmr_dir), "--threshold", "1"
@@ -89,6 +90,9 @@ def test_rerank_table_and_threshold(tmp_path, tiny_xlmr_dir):
     "args,message",
     [
         (("score", "/no/such/file.jsonl"), "does not exist"),
+        (("score", "/"), "is a folder"),
+        (("rerank", "-q", "x", "-d", "-", "--max-document-chars", "0"), "positive number of characters"),
+        (("rerank", "-q", "x", "-d", "-", "--max-document-chars", "5"), "over max_document_chars=5"),
         (("rerank", "-q", "", "-d", "-"), "query is empty"),
         (("rerank", "-q", "x", "-d", "-", "--threshold", "high"), "threshold must be a number"),
         (("rerank", "-q", "x", "-d", "-", "--model", "nope"), "unknown model"),
@@ -100,6 +104,30 @@ def test_bad_input_exits_2_with_a_message(args, message, tiny_xlmr_dir):
     result = crossrank(*args, *extra, stdin="a document\n")
     assert result.returncode == 2
     assert message in result.stderr and "Traceback" not in result.stderr
+
+
+def test_blank_lines_are_skipped_and_lines_reported(tmp_path, tiny_xlmr_dir):
+    docs = tmp_path / "docs.txt"
+    docs.write_text("a panda eats bamboo\n\nParis is in France\n   \nbamboo forests\n", encoding="utf-8")
+    result = crossrank("rerank", "-q", "panda", "-d", str(docs), "--json", "--model", str(tiny_xlmr_dir))
+    assert result.returncode == 0, result.stderr
+    by_line = {r["line"]: r["document"] for r in json.loads(result.stdout)}
+    assert by_line == {1: "a panda eats bamboo", 3: "Paris is in France", 5: "bamboo forests"}
+    pairs = tmp_path / "pairs.jsonl"
+    pairs.write_text('["q", "d"]\n\n["q", "e"]\n', encoding="utf-8")
+    scored = crossrank("score", str(pairs), "--model", str(tiny_xlmr_dir))
+    assert [json.loads(x)["line"] for x in scored.stdout.splitlines()] == [1, 3]
+
+
+@pytest.mark.parametrize(
+    "content,message",
+    [('["q", "d"]\n["q", " "]\n', ":2: the document is empty"), ('["", "d"]\n', ":1: the query is empty")],
+)
+def test_a_blank_text_names_its_line(tmp_path, tiny_xlmr_dir, content, message):
+    file = tmp_path / "pairs.jsonl"
+    file.write_text(content, encoding="utf-8")
+    result = crossrank("score", str(file), "--model", str(tiny_xlmr_dir))
+    assert result.returncode == 2 and message in result.stderr
 
 
 def test_malformed_jsonl_names_the_line(tmp_path, tiny_xlmr_dir):

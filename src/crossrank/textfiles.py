@@ -76,6 +76,16 @@ def _wide_text(data: bytes, encoding: str, name: str) -> str:
     return text.replace("\r\n", "\n")
 
 
+def existing_file(path: str | Path) -> Path:
+    """``path`` as a ``Path`` if it is a file; otherwise an error saying what it is instead."""
+    file = Path(path)
+    if file.is_dir():
+        raise InvalidInputError(f"input file {path} is a folder; pass a file (or '-' for stdin)")
+    if not file.is_file():
+        raise InvalidInputError(f"input file {path} does not exist")
+    return file
+
+
 def read_lines(path: str | Path) -> Iterator[tuple[int, str]]:
     """``(line number, line)`` for each line of a file (``"-"``: standard input; ``.gz``: gunzipped),
     without line ends. A trailing newline does not make an extra empty line.
@@ -84,9 +94,7 @@ def read_lines(path: str | Path) -> Iterator[tuple[int, str]]:
     if name == STDIN:
         yield from _stream_lines(sys.stdin.buffer, "<stdin>")
         return
-    file = Path(path)
-    if not file.is_file():
-        raise InvalidInputError(f"input file {name} does not exist")
+    file = existing_file(path)
     if file.suffix == ".gz":
         import gzip
 
@@ -113,9 +121,7 @@ def _stream_lines(handle, name: str) -> Iterator[tuple[int, str]]:
 
 def read_text(path: str | Path) -> str:
     """A whole text file as one string (line ends as ``\\n``), decoded by the rules above."""
-    file = Path(path)
-    if not file.is_file():
-        raise InvalidInputError(f"input file {path} does not exist")
+    file = existing_file(path)
     data = file.read_bytes()
     encoding = _wide_encoding(data[:4])
     if encoding is not None:

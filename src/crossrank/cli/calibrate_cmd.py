@@ -12,8 +12,9 @@ logger = logging.getLogger(__name__)
 HELP = """Fit Platt scaling (sigmoid(a * logit + b)) of a cross-encoder's logits on labelled (query,
 candidates) lists the model was not trained on, then write a copy of the model with the map folded into
 its classification head (--output), so that every backend and every tool loading the folder reads
-calibrated probabilities. Data: rank JSON lines as for `crossrank train` ({"query", "pos": [...],
-"neg": [...]}; .gz allowed), or --heldout RECIPE for the held-out split of a training recipe. The
+calibrated probabilities. Data: rank JSON lines as for `crossrank train` ({"query", "lang", "pos":
+[...], "neg": [...], "source"?}, lang e.g. "en" or "zh"; .gz allowed), or --heldout RECIPE for the
+held-out split of a training recipe. The
 report gives the Brier score and the expected calibration error before and after, on the fitted
 pairs; measure them on other data with `crossrank eval`."""
 

@@ -8,6 +8,7 @@ import sys
 from collections.abc import Iterator
 
 from ..errors import InvalidInputError
+from ..scoring import DEFAULT_MAX_DOCUMENT_CHARS
 
 
 def add_model_args(parser: argparse.ArgumentParser) -> None:
@@ -36,6 +37,28 @@ def add_model_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--aggregate", default="max", choices=["max", "mean", "weighted", "first"], help="window aggregation"
     )
+    parser.add_argument(
+        "--max-windows", type=int, default=32, help="windows scored per document at most (the first ones)"
+    )
+    parser.add_argument(
+        "--max-document-chars",
+        type=document_limit,
+        default=DEFAULT_MAX_DOCUMENT_CHARS,
+        help=f"longer documents are refused ('none': no limit; default {DEFAULT_MAX_DOCUMENT_CHARS:,})",
+    )
+
+
+def document_limit(value: str) -> int | None:
+    """``--max-document-chars``: a positive number of characters, or ``none``."""
+    if value.strip().lower() == "none":
+        return None
+    try:
+        number = int(value)
+    except ValueError:
+        number = 0
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive number of characters or 'none', got {value!r}")
+    return number
 
 
 def load_reranker(args: argparse.Namespace):
@@ -59,6 +82,8 @@ def model_options(args: argparse.Namespace) -> dict:
         "window": args.window,
         "stride": args.stride,
         "aggregate": args.aggregate,
+        "max_windows": args.max_windows,
+        "max_document_chars": args.max_document_chars,
     }
 
 

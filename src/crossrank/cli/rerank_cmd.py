@@ -9,11 +9,13 @@ import sys
 from dataclasses import asdict
 
 from ..errors import InvalidInputError
+from ..scoring import check_text
 from .common import Progress, add_model_args, load_reranker, open_text, parse_json_line
 
 HELP = """Rerank documents for a query. --docs is a text file with one document per line, or with --jsonl
-one JSON string or {"text": ...} object per line ('-' reads stdin). Prints a table, or with --json a
-list of {index, score, document, window} best first."""
+one JSON string or {"text": ...} object per line ('-' reads stdin); blank lines are skipped. Prints a
+table, or with --json a list of {index, line, score, document, window} best first (index: the
+document's position among the documents read, from 0; line: its line in the file, from 1)."""
 
 
 def register(sub) -> None:
@@ -28,27 +30,30 @@ def register(sub) -> None:
     parser.set_defaults(func=run)
 
 
-def read_documents(path: str, jsonl: bool) -> list[str]:
-    docs = []
+def read_documents(path: str, jsonl: bool) -> tuple[list[str], list[int]]:
+    """The documents of a file and the line each came from (blank lines skipped); a bad document is
+    an error naming its ``file:line``."""
+    docs, lines = [], []
     for number, line in open_text(path):
         if not line.strip():
             continue
-        if not jsonl:
-            docs.append(line.rstrip("\n"))
-            continue
-        value = parse_json_line(line, number, path)
-        if isinstance(value, dict):
-            value = value.get("text")
-        if not isinstance(value, str):
-            raise InvalidInputError(f'{path}:{number}: expected a JSON string or {{"text": "..."}}')
+        value = line.rstrip("\n")
+        if jsonl:
+            value = parse_json_line(line, number, path)
+            if isinstance(value, dict):
+                value = value.get("text")
+            if not isinstance(value, str):
+                raise InvalidInputError(f'{path}:{number}: expected a JSON string or {{"text": "..."}}')
+        check_text(value, f"{path}:{number}: the document")
         docs.append(value)
+        lines.append(number)
     if not docs:
         raise InvalidInputError(f"{path}: no documents found; write one document per line")
-    return docs
+    return docs, lines
 
 
 def run(args: argparse.Namespace) -> int:
-    documents = read_documents(args.docs, args.jsonl)
+    documents, lines = read_documents(args.docs, args.jsonl)
     reranker = load_reranker(args)
     progress = Progress("reranking")
     try:
@@ -59,18 +64,24 @@ def run(args: argparse.Namespace) -> int:
         progress.close()
     if args.json:
         payload = [
-            {"index": r.index, "score": r.score, "document": r.document, "window": asdict(r.window)}
+            {
+                "index": r.index,
+                "line": lines[r.index],
+                "score": r.score,
+                "document": r.document,
+                "window": asdict(r.window),
+            }
             for r in results
         ]
         sys.stdout.write(json.dumps(payload, ensure_ascii=False, indent=2) + "\n")
         return 0
     width = max(40, shutil.get_terminal_size((100, 20)).columns - 36)
-    sys.stdout.write(f"{'rank':>4}  {'index':>5}  {'score':>7}  {'window':>7}  document\n")
+    sys.stdout.write(f"{'rank':>4}  {'line':>5}  {'score':>7}  {'window':>7}  document\n")
     for rank_no, r in enumerate(results, start=1):
         text = " ".join(r.document.split())
         text = text if len(text) <= width else text[: width - 1] + "…"
         window = f"{r.window.index + 1}/{r.window.count}"
-        sys.stdout.write(f"{rank_no:>4}  {r.index:>5}  {r.score:7.4f}  {window:>7}  {text}\n")
+        sys.stdout.write(f"{rank_no:>4}  {lines[r.index]:>5}  {r.score:7.4f}  {window:>7}  {text}\n")
     if not results:
         sys.stdout.write("(no document passed the threshold)\n")
     return 0

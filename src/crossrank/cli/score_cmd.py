@@ -7,10 +7,12 @@ import json
 import sys
 
 from ..errors import InvalidInputError
+from ..scoring import check_text
 from .common import Progress, add_model_args, load_reranker, open_text, parse_json_line
 
 HELP = """Score (query, document) pairs. Each input line is a JSON array ["query", "document"] or an object
-{"query": ..., "document": ...}. Each output line is {"score": float} in input order (raw logit, or
+{"query": ..., "document": ...}; blank lines are skipped. Each output line is {"line": int, "score":
+float} in input order (line: the pair's line in the input, from 1; score: the raw logit, or the
 sigmoid with --normalize)."""
 
 
@@ -22,8 +24,10 @@ def register(sub) -> None:
     parser.set_defaults(func=run)
 
 
-def read_pairs(path: str) -> list[tuple[str, str]]:
-    pairs = []
+def read_pairs(path: str) -> tuple[list[tuple[str, str]], list[int]]:
+    """The pairs of a JSONL file and the line each came from; a bad pair is an error naming its
+    ``file:line``."""
+    pairs, lines = [], []
     for number, line in open_text(path):
         if not line.strip():
             continue
@@ -34,23 +38,26 @@ def read_pairs(path: str) -> list[tuple[str, str]]:
             raise InvalidInputError(
                 f'{path}:{number}: expected ["query", "document"] or {{"query": ..., "document": ...}}'
             )
+        check_text(value[0], f"{path}:{number}: the query")
+        check_text(value[1], f"{path}:{number}: the document")
         pairs.append((value[0], value[1]))
+        lines.append(number)
     if not pairs:
         raise InvalidInputError(f"{path}: no pairs found; write one JSON pair per line")
-    return pairs
+    return pairs, lines
 
 
 def run(args: argparse.Namespace) -> int:
     from ..thresholds import sigmoid
 
-    pairs = read_pairs(args.input)
+    pairs, lines = read_pairs(args.input)
     reranker = load_reranker(args)
     progress = Progress("scoring")
     try:
         scored = reranker.score_pairs(pairs, progress=progress)
     finally:
         progress.close()
-    for item in scored:
+    for line, item in zip(lines, scored, strict=True):
         score = sigmoid(item.logit) if args.normalize else item.logit
-        sys.stdout.write(json.dumps({"score": score}) + "\n")
+        sys.stdout.write(json.dumps({"line": line, "score": score}) + "\n")
     return 0

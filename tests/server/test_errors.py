@@ -36,6 +36,8 @@ def test_tei_errors(client):
     assert_tei_error(
         client.post("/rerank", json={"query": QUERY, "texts": ["a", ""]}), 422, "Validation", "document 1"
     )
+    invisible = client.post("/rerank", json={"query": QUERY, "texts": ["a", "\u200b\ufeff"]})
+    assert_tei_error(invisible, 422, "Validation", "document 1 has no text the model can read")
     bad_json = client.post("/rerank", content=b"{not json", headers={"content-type": "application/json"})
     assert_tei_error(bad_json, 422, "Validation")
 

@@ -37,11 +37,21 @@ from pathlib import Path
 from typing import Any
 
 from .errors import BackendError, InvalidInputError
-from .tables import BAD_LINE, PART, Shard, group_rows, input_files, plan_shards, read_shard, write_part
+from .tables import (
+    BAD_LINE,
+    PART,
+    Shard,
+    group_rows,
+    input_files,
+    part_schema,
+    part_table,
+    plan_shards,
+    read_shard,
+    write_part,
+)
 
 logger = logging.getLogger(__name__)
 
-OUTPUTS = ("scores", "ranking", "windows", "error")
 MANIFEST = "_crossrank.json"
 PAIRS_PER_CALL = 1024  # rows are scored together until this many pairs: full batches, bounded memory
 RESERVED_CPUS = 1.0  # left free for Ray Data's own tasks: a job whose actors hold every CPU hangs
@@ -121,6 +131,7 @@ def rerank_table(
     if group_by is not None:
         target = out / "_grouped" / "grouped.parquet"
         files = [group_rows(files, group_by, query_column, document_column, target)]
+    schema = part_schema(files, query_column, candidates)
     shards = plan_shards(files, rows_per_file)
     pending = [s for s in shards if not (out / PART.format(s.index)).is_file()]
     logger.info("%d of %d parts to write in %s", len(pending), len(shards), out)
@@ -129,9 +140,10 @@ def rerank_table(
         if not pending:
             results = []
         elif use_ray:
-            results = run_on_ray(pending, job, out, ray_address, concurrency, num_cpus, num_gpus, report)
+            resources = (concurrency, num_cpus, num_gpus)
+            results = run_on_ray(pending, job, schema, out, ray_address, *resources, report)
         else:
-            results = run_in_process(pending, job, out, report)
+            results = run_in_process(pending, job, schema, out, report)
     finally:
         report.close()
     return TableSummary(
@@ -178,9 +190,10 @@ def prepare_output(out: Path, wanted: dict, overwrite: bool) -> None:
 
 
 class ShardScorer:
-    """Loads the model once; each call scores one shard and writes its part (also the Ray Data UDF)."""
+    """Loads the model once; each call scores one shard and writes its part (also the Ray Data UDF).
+    ``schema``: every part's schema (:func:`crossrank.tables.part_schema`)."""
 
-    def __init__(self, job: dict[str, Any], output: str, threads: int | None = None):
+    def __init__(self, job: dict[str, Any], schema, output: str, threads: int | None = None):
         from .reranker import Reranker
 
         if threads:
@@ -188,18 +201,19 @@ class ShardScorer:
 
             torch.set_num_threads(threads)
         self.job = TableJob(**job)
+        self.schema = schema
         self.output = Path(output)
         self.reranker = Reranker(self.job.model, **self.job.model_kwargs)
 
     def score_shard(self, shard: Shard, progress: Callable[[int], None] | None = None) -> dict[str, Any]:
-        rows, columns = read_shard(shard)
-        check_columns(shard, columns, self.job)
+        rows, source = read_shard(shard)
+        names = source.column_names if source is not None else [k for r in rows for k in r if k != BAD_LINE]
+        check_columns(shard, list(dict.fromkeys(names)), self.job)
         results = score_rows(self.reranker, rows, self.job, progress)
         for row, result in zip(rows, results, strict=True):
             row.update(result)
             row.pop(BAD_LINE, None)
-        names = [c for c in columns if c not in OUTPUTS] + list(OUTPUTS)
-        write_part(rows, names, self.output, shard.index)
+        write_part(part_table(self.schema, rows, source), self.output, shard.index)
         return {"index": shard.index, "rows": len(rows), "errors": sum(r["error"] is not None for r in rows)}
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
@@ -309,12 +323,12 @@ def row_result(scored: list, documents: list[str], job: TableJob) -> dict[str, A
     }
 
 
-def run_in_process(shards: list[Shard], job: TableJob, out: Path, report) -> list[dict]:
-    scorer = ShardScorer(asdict(job), str(out))
+def run_in_process(shards: list[Shard], job: TableJob, schema, out: Path, report) -> list[dict]:
+    scorer = ShardScorer(asdict(job), schema, str(out))
     return [scorer.score_shard(shard, report.update) for shard in shards]
 
 
-def run_on_ray(shards, job, out, address, concurrency, num_cpus, num_gpus, report) -> list[dict]:
+def run_on_ray(shards, job, schema, out, address, concurrency, num_cpus, num_gpus, report) -> list[dict]:
     """The shards as a Ray Data dataset, mapped by ``concurrency`` actors; parts are written by them."""
     from .server.ray import disable_usage_stats, thread_env, threads_for
 
@@ -330,7 +344,9 @@ def run_on_ray(shards, job, out, address, concurrency, num_cpus, num_gpus, repor
         dataset = ray.data.from_items([asdict(s) for s in shards], override_num_blocks=len(shards))
         results = dataset.map_batches(
             ShardScorer,
-            fn_constructor_kwargs={"job": asdict(job), "output": str(out), "threads": threads_for(num_cpus)},
+            fn_constructor_kwargs={
+                "job": asdict(job), "schema": schema, "output": str(out), "threads": threads_for(num_cpus)
+            },
             batch_size=1,
             # one shard in flight per actor: shards are large units, queueing them would unbalance actors
             compute=ray.data.ActorPoolStrategy(size=concurrency, max_tasks_in_flight_per_actor=1),

@@ -207,8 +207,6 @@ class ShardScorer:
 
     def score_shard(self, shard: Shard, progress: Callable[[int], None] | None = None) -> dict[str, Any]:
         rows, source = read_shard(shard)
-        names = source.column_names if source is not None else [k for r in rows for k in r if k != BAD_LINE]
-        check_columns(shard, list(dict.fromkeys(names)), self.job)
         results = score_rows(self.reranker, rows, self.job, progress)
         for row, result in zip(rows, results, strict=True):
             row.update(result)
@@ -228,15 +226,6 @@ def _shard(batch: dict[str, Any], i: int) -> Shard:
 
 def _plain(value):
     return value.item() if hasattr(value, "item") else value  # numpy scalars from Ray Data batches
-
-
-def check_columns(shard: Shard, columns: list[str], job: TableJob) -> None:
-    missing = [c for c in (job.query_column, job.candidates_column) if c not in columns]
-    if missing and columns:
-        raise InvalidInputError(
-            f"{shard.path} has no column {', '.join(missing)} (it has {', '.join(columns)}); "
-            "name the columns with query_column/candidates_column, or use group_by for long rows"
-        )
 
 
 def score_rows(reranker, rows: list[dict], job: TableJob, progress=None) -> list[dict[str, Any]]:
@@ -271,7 +260,10 @@ def _pairs(row: dict, job: TableJob, limit: int | None) -> list[tuple[str, str]]
 
     if BAD_LINE in row:
         raise InvalidInputError(row[BAD_LINE])
-    query, candidates = row.get(job.query_column), row.get(job.candidates_column)
+    for name in (job.query_column, job.candidates_column):  # columns are checked for the whole input
+        if row.get(name) is None:
+            raise InvalidInputError(f"the row has no {name} (no such key, or null)")
+    query, candidates = row[job.query_column], row[job.candidates_column]
     check_text(query, "the query")
     if not isinstance(candidates, list):
         kind = type(candidates).__name__

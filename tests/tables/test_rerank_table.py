@@ -199,3 +199,19 @@ def test_jsonl_parts_share_one_schema_whatever_each_part_holds(tmp_path, tiny_xl
     # "note" holds texts and a number: JSON text in every part, so that no value is lost or re-typed.
     assert [r["note"] for r in out] == ['"first"', "7", None, '"fourth"', None]
     assert [r["meta"] for r in out] == ["{}", None, None, None, None]  # Parquet has no struct without fields
+
+
+def test_a_jsonl_shard_without_the_candidates_key_is_a_row_error_not_a_job_error(tmp_path, tiny_xlmr_dir):
+    """The columns are checked once for the whole input: a part whose only line lacks "candidates" is that
+    row's error (as with one part for the whole file), and a rerun resumes instead of failing again."""
+    source = write_jsonl([GOOD, {"query": "missing candidates key"}, GOOD], tmp_path / "miss.jsonl")
+    args = {"model": str(tiny_xlmr_dir), "use_ray": False, "rows_per_file": 1, "progress": False, **MODEL}
+    summary = rerank_table(source, tmp_path / "out", **args)
+    assert (summary.written, summary.rows, summary.errors) == (3, 3, 1)
+    out = read_output(tmp_path / "out")
+    assert "no candidates" in out[1]["error"] and out[1]["candidates"] is None
+    assert [r["error"] is None for r in out] == [True, False, True]
+    (tmp_path / "out" / "part-00001.parquet").unlink()
+    again = rerank_table(source, tmp_path / "out", **args)
+    assert (again.written, again.skipped, again.errors) == (1, 2, 1)
+

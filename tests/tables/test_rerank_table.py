@@ -215,3 +215,55 @@ def test_a_jsonl_shard_without_the_candidates_key_is_a_row_error_not_a_job_error
     again = rerank_table(source, tmp_path / "out", **args)
     assert (again.written, again.skipped, again.errors) == (1, 2, 1)
 
+
+
+def test_missing_columns_are_refused_before_anything_is_written(tmp_path, tiny_xlmr_dir):
+    """A wrong column name is refused up front, so the corrected run is not taken for "other options"."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    source = tmp_path / "in.parquet"
+    row = {"question": GOOD["query"], "candidates": GOOD["candidates"]}
+    pq.write_table(pa.Table.from_pylist([row]), source)
+    args = {"model": str(tiny_xlmr_dir), "use_ray": False, "progress": False, **MODEL}
+    with pytest.raises(InvalidInputError, match="has no column query"):
+        rerank_table(source, tmp_path / "out", **args)
+    assert not (tmp_path / "out").exists()
+    assert rerank_table(source, tmp_path / "out", query_column="question", **args).errors == 0
+
+
+@pytest.mark.parametrize(
+    "bad,message",
+    [
+        ({"top_n": -1}, "top_n must be a non-negative integer"),
+        ({"threshold": 1.5}, "threshold must be a number in"),
+        ({"batch_size": 0}, "batch_size must be a positive integer"),
+        ({"window": 0}, "window must be a positive integer"),
+        ({"min_score": 0.5}, "unknown Reranker option min_score"),
+        ({"dtype": "int8"}, "int8"),  # found when the model is loaded, still before anything is written
+    ],
+)
+def test_bad_options_are_refused_before_anything_is_written(tmp_path, tiny_xlmr_dir, bad, message):
+    """A refused run leaves no manifest, so the corrected rerun is not refused as one with other options."""
+    source = write_jsonl([GOOD], tmp_path / "in.jsonl")
+    args = {"model": str(tiny_xlmr_dir), "use_ray": False, "progress": False, **MODEL}
+    with pytest.raises(InvalidInputError, match=message):
+        rerank_table(source, tmp_path / "out", **args, **bad)
+    assert not (tmp_path / "out").exists()
+    assert rerank_table(source, tmp_path / "out", **args).written == 1
+
+
+def test_cli_refuses_bad_cutoffs_before_writing_and_takes_any_dynamic(tmp_path, tiny_xlmr_dir, capsys):
+    from crossrank.cli.main import main
+
+    source = write_jsonl([GOOD], tmp_path / "in.jsonl")
+    command = ["rerank-table", str(source), "-o", str(tmp_path / "out"), "--in-process", "--model",
+               str(tiny_xlmr_dir), "--max-length", "96", "--backend", "torch"]
+    assert main([*command, "--top-n", "-1"]) == 2
+    assert main([*command, "--threshold", "1.5"]) == 2
+    assert "threshold must be a number in [0, 1]" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+    assert main([*command, "--threshold", "Dynamic"]) == 0
+    assert json.loads(capsys.readouterr().out)["parts_written"] == 1
+    assert main([*command, "--threshold", "DYNAMIC"]) == 0  # the same options: a resumed run
+    assert json.loads(capsys.readouterr().out)["parts_skipped"] == 1

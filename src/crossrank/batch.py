@@ -37,11 +37,21 @@ from pathlib import Path
 from typing import Any
 
 from .errors import BackendError, InvalidInputError
-from .tables import BAD_LINE, PART, Shard, group_rows, input_files, plan_shards, read_shard, write_part
+from .tables import (
+    BAD_LINE,
+    PART,
+    Shard,
+    group_rows,
+    input_files,
+    part_schema,
+    part_table,
+    plan_shards,
+    read_shard,
+    write_part,
+)
 
 logger = logging.getLogger(__name__)
 
-OUTPUTS = ("scores", "ranking", "windows", "error")
 MANIFEST = "_crossrank.json"
 PAIRS_PER_CALL = 1024  # rows are scored together until this many pairs: full batches, bounded memory
 RESERVED_CPUS = 1.0  # left free for Ray Data's own tasks: a job whose actors hold every CPU hangs
@@ -111,27 +121,34 @@ def rerank_table(
             window, stride, max_windows, aggregate, truncate, max_document_chars).
     """
     start = time.perf_counter()
-    if rows_per_file < 1 or concurrency < 1:
-        raise InvalidInputError("rows_per_file and concurrency must be positive integers")
+    threshold = check_options(top_n, threshold, rows_per_file, concurrency, model_kwargs)
     out = Path(output)
     files = input_files([inputs] if isinstance(inputs, str | Path) else list(inputs))
     candidates = candidates_column if group_by is None else "candidates"
     job = TableJob(model, dict(model_kwargs), query_column, candidates, top_n, threshold)
-    prepare_output(out, manifest(files, job, rows_per_file, group_by, document_column), overwrite)
+    wanted = manifest(files, job, rows_per_file, group_by, document_column)
+    # The manifest is written only once every check has passed (options, columns, grouping and, in this
+    # process, loading the model): a run refused after writing it would make its corrected rerun look like
+    # a run with other options, refused in turn.
+    prepare_output(out, wanted, overwrite)
     if group_by is not None:
         target = out / "_grouped" / "grouped.parquet"
         files = [group_rows(files, group_by, query_column, document_column, target)]
+    schema = part_schema(files, query_column, candidates)
     shards = plan_shards(files, rows_per_file)
     pending = [s for s in shards if not (out / PART.format(s.index)).is_file()]
+    scorer = ShardScorer(asdict(job), schema, str(out)) if pending and not use_ray else None
+    write_manifest(out, wanted)
     logger.info("%d of %d parts to write in %s", len(pending), len(shards), out)
     report = _progress(progress, sum(s.rows for s in pending))
     try:
         if not pending:
             results = []
         elif use_ray:
-            results = run_on_ray(pending, job, out, ray_address, concurrency, num_cpus, num_gpus, report)
+            resources = (concurrency, num_cpus, num_gpus)
+            results = run_on_ray(pending, job, schema, out, ray_address, *resources, report)
         else:
-            results = run_in_process(pending, job, out, report)
+            results = [scorer.score_shard(shard, report.update) for shard in pending]
     finally:
         report.close()
     return TableSummary(
@@ -157,30 +174,81 @@ def manifest(files: list[Path], job: TableJob, rows_per_file: int, group_by, doc
     }
 
 
+def check_options(top_n, threshold, rows_per_file, concurrency, model_kwargs: dict) -> float | str | None:
+    """Refuse bad options before anything is read or written. Returns ``threshold`` normalised (``"dynamic"``
+    in any capitalisation, a number as a float), so that equal options are recorded alike."""
+    from .thresholds import resolve_threshold, select
+
+    for name, value in (("rows_per_file", rows_per_file), ("concurrency", concurrency)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise InvalidInputError(f"{name} must be a positive integer, got {value!r}")
+    select([], top_n=top_n)
+    if isinstance(threshold, str) and threshold.strip().lower() == "dynamic":
+        threshold = "dynamic"
+    elif threshold is not None:
+        threshold = resolve_threshold(threshold, [])
+    check_model_options(model_kwargs)
+    return threshold
+
+
+def check_model_options(options: dict[str, Any]) -> None:
+    """The :class:`~crossrank.Reranker` options that can be checked without loading the model (on Ray the
+    model is loaded by the actors, after the manifest is written)."""
+    import inspect
+
+    from .backends.base import check_device
+    from .reranker import BACKENDS, Reranker
+    from .scoring import ScoreOptions
+
+    known = [name for name in inspect.signature(Reranker).parameters if name != "model"]
+    unknown = [name for name in options if name not in known]
+    if unknown:
+        raise InvalidInputError(
+            f"unknown Reranker option {', '.join(unknown)}; the options are {', '.join(known)}"
+        )
+    backend = options.get("backend", "auto")
+    if isinstance(backend, str) and backend not in BACKENDS:
+        raise InvalidInputError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
+    check_device(options.get("device"))
+    for name in ("max_length", "batch_size", "max_batch_tokens"):
+        value = options.get(name, 1)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise InvalidInputError(f"{name} must be a positive integer, got {value!r}")
+    ScoreOptions(**{k: v for k, v in options.items() if k in ScoreOptions.__dataclass_fields__}).validated()
+
+
 def prepare_output(out: Path, wanted: dict, overwrite: bool) -> None:
-    """Create ``out``; refuse to resume a run made with other inputs or options."""
+    """Refuse to resume a run made with other inputs or options; with ``overwrite``, delete its results
+    first. Grouped rows that no manifest vouches for (a run refused before writing its manifest) are
+    deleted too. The manifest itself is written later, by :func:`write_manifest`."""
     path = out / MANIFEST
     if overwrite and out.is_dir():
         for part in out.glob("part-*.parquet"):
             part.unlink()
-        shutil.rmtree(out / "_grouped", ignore_errors=True)
         path.unlink(missing_ok=True)
-    out.mkdir(parents=True, exist_ok=True)
-    if path.is_file():
-        found = json.loads(path.read_text(encoding="utf-8"))
-        if found != json.loads(json.dumps(wanted)):
-            raise InvalidInputError(
-                f"{out} holds results of a run with other inputs or options ({path}); "
-                "write to a new output folder, or pass overwrite=True (--overwrite) to start again"
-            )
+    if not path.is_file():
+        shutil.rmtree(out / "_grouped", ignore_errors=True)
         return
-    path.write_text(json.dumps(wanted, indent=1), encoding="utf-8")
+    found = json.loads(path.read_text(encoding="utf-8"))
+    if found != json.loads(json.dumps(wanted)):
+        raise InvalidInputError(
+            f"{out} holds results of a run with other inputs or options ({path}); "
+            "write to a new output folder, or pass overwrite=True (--overwrite) to start again"
+        )
+
+
+def write_manifest(out: Path, wanted: dict) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / MANIFEST
+    if not path.is_file():
+        path.write_text(json.dumps(wanted, indent=1), encoding="utf-8")
 
 
 class ShardScorer:
-    """Loads the model once; each call scores one shard and writes its part (also the Ray Data UDF)."""
+    """Loads the model once; each call scores one shard and writes its part (also the Ray Data UDF).
+    ``schema``: every part's schema (:func:`crossrank.tables.part_schema`)."""
 
-    def __init__(self, job: dict[str, Any], output: str, threads: int | None = None):
+    def __init__(self, job: dict[str, Any], schema, output: str, threads: int | None = None):
         from .reranker import Reranker
 
         if threads:
@@ -188,18 +256,17 @@ class ShardScorer:
 
             torch.set_num_threads(threads)
         self.job = TableJob(**job)
+        self.schema = schema
         self.output = Path(output)
         self.reranker = Reranker(self.job.model, **self.job.model_kwargs)
 
     def score_shard(self, shard: Shard, progress: Callable[[int], None] | None = None) -> dict[str, Any]:
-        rows, columns = read_shard(shard)
-        check_columns(shard, columns, self.job)
+        rows, source = read_shard(shard)
         results = score_rows(self.reranker, rows, self.job, progress)
         for row, result in zip(rows, results, strict=True):
             row.update(result)
             row.pop(BAD_LINE, None)
-        names = [c for c in columns if c not in OUTPUTS] + list(OUTPUTS)
-        write_part(rows, names, self.output, shard.index)
+        write_part(part_table(self.schema, rows, source), self.output, shard.index)
         return {"index": shard.index, "rows": len(rows), "errors": sum(r["error"] is not None for r in rows)}
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
@@ -214,15 +281,6 @@ def _shard(batch: dict[str, Any], i: int) -> Shard:
 
 def _plain(value):
     return value.item() if hasattr(value, "item") else value  # numpy scalars from Ray Data batches
-
-
-def check_columns(shard: Shard, columns: list[str], job: TableJob) -> None:
-    missing = [c for c in (job.query_column, job.candidates_column) if c not in columns]
-    if missing and columns:
-        raise InvalidInputError(
-            f"{shard.path} has no column {', '.join(missing)} (it has {', '.join(columns)}); "
-            "name the columns with query_column/candidates_column, or use group_by for long rows"
-        )
 
 
 def score_rows(reranker, rows: list[dict], job: TableJob, progress=None) -> list[dict[str, Any]]:
@@ -257,7 +315,10 @@ def _pairs(row: dict, job: TableJob, limit: int | None) -> list[tuple[str, str]]
 
     if BAD_LINE in row:
         raise InvalidInputError(row[BAD_LINE])
-    query, candidates = row.get(job.query_column), row.get(job.candidates_column)
+    for name in (job.query_column, job.candidates_column):  # columns are checked for the whole input
+        if row.get(name) is None:
+            raise InvalidInputError(f"the row has no {name} (no such key, or null)")
+    query, candidates = row[job.query_column], row[job.candidates_column]
     check_text(query, "the query")
     if not isinstance(candidates, list):
         kind = type(candidates).__name__
@@ -309,12 +370,7 @@ def row_result(scored: list, documents: list[str], job: TableJob) -> dict[str, A
     }
 
 
-def run_in_process(shards: list[Shard], job: TableJob, out: Path, report) -> list[dict]:
-    scorer = ShardScorer(asdict(job), str(out))
-    return [scorer.score_shard(shard, report.update) for shard in shards]
-
-
-def run_on_ray(shards, job, out, address, concurrency, num_cpus, num_gpus, report) -> list[dict]:
+def run_on_ray(shards, job, schema, out, address, concurrency, num_cpus, num_gpus, report) -> list[dict]:
     """The shards as a Ray Data dataset, mapped by ``concurrency`` actors; parts are written by them."""
     from .server.ray import disable_usage_stats, thread_env, threads_for
 
@@ -330,7 +386,9 @@ def run_on_ray(shards, job, out, address, concurrency, num_cpus, num_gpus, repor
         dataset = ray.data.from_items([asdict(s) for s in shards], override_num_blocks=len(shards))
         results = dataset.map_batches(
             ShardScorer,
-            fn_constructor_kwargs={"job": asdict(job), "output": str(out), "threads": threads_for(num_cpus)},
+            fn_constructor_kwargs={
+                "job": asdict(job), "schema": schema, "output": str(out), "threads": threads_for(num_cpus)
+            },
             batch_size=1,
             # one shard in flight per actor: shards are large units, queueing them would unbalance actors
             compute=ray.data.ActorPoolStrategy(size=concurrency, max_tasks_in_flight_per_actor=1),

@@ -4,7 +4,8 @@ A shard is a row range of one input file; it is the unit of work and of resumpti
 the output file ``part-{i:05d}.parquet``, written to a temporary name and renamed when complete, so an
 output file that exists is finished. JSON lines are parsed line by line with :mod:`json` (not Arrow's
 JSON reader, which fails a whole file on one malformed line or a number among strings), so that a bad
-line becomes a row with an error instead of a failed job. Needs pyarrow (``pip install 'crossrank[ray]'``).
+line becomes a row with an error instead of a failed job. Every part has one schema, decided once for the
+whole input (:func:`part_schema`). Needs pyarrow (``pip install 'crossrank[ray]'``).
 """
 
 from __future__ import annotations
@@ -100,22 +101,18 @@ def _jsonl_ranges(path: Path, rows_per_file: int) -> Iterator[tuple[int, int, in
         yield start, row, offset, position
 
 
-def read_shard(shard: Shard) -> tuple[list[dict[str, Any]], list[str]]:
-    """The shard's rows as dicts, and the column names in file order."""
+def read_shard(shard: Shard) -> tuple[list[dict[str, Any]], Any]:
+    """The shard's rows as dicts, and its Arrow table (Parquet; ``None`` for JSON lines)."""
     if shard.format == "parquet":
         pq = pyarrow().parquet
         file = pq.ParquetFile(shard.path)
         table = _parquet_rows(file, shard.start, shard.stop)
-        return table.to_pylist(), table.column_names
+        return table.to_pylist(), table
     with open(shard.path, "rb") as handle:
         handle.seek(shard.offset)
         data = handle.read(shard.end - shard.offset)
-    rows, names = [], {}
-    for number, line in enumerate((x for x in data.splitlines() if x.strip()), start=shard.start + 1):
-        row = _json_row(line, number)
-        rows.append(row)
-        names.update(dict.fromkeys(k for k in row if k != BAD_LINE))
-    return rows, list(names)
+    lines = (x for x in data.splitlines() if x.strip())
+    return [_json_row(line, number) for number, line in enumerate(lines, start=shard.start + 1)], None
 
 
 def _parquet_rows(file, start: int, stop: int):
@@ -149,10 +146,9 @@ def _json_row(line: bytes, number: int) -> dict[str, Any]:
     return value
 
 
-def write_part(rows: list[dict[str, Any]], columns: list[str], folder: Path, index: int) -> Path:
-    """Write ``rows`` as ``part-{index}.parquet`` in ``folder``, atomically (temporary name, then rename)."""
+def write_part(table, folder: Path, index: int) -> Path:
+    """Write ``table`` as ``part-{index}.parquet`` in ``folder``, atomically (temporary name, then rename)."""
     pa = pyarrow()
-    table = pa.table({name: _column([row.get(name) for row in rows], name) for name in columns})
     final = folder / PART.format(index)
     temporary = folder / f".{final.name}.{uuid.uuid4().hex}.tmp"
     pa.parquet.write_table(table, temporary)
@@ -168,17 +164,196 @@ OUTPUT_TYPES = {
     ),
     "error": lambda pa: pa.string(),
 }
+JSON_TEXT = {b"crossrank": b"json"}  # field metadata: this input column holds JSON text (mixed JSON types)
+INFER_ROWS = 10_000  # JSON lines typed this many rows at a time, the types widened from chunk to chunk
 
 
-def _column(values: list[Any], name: str):
-    """An Arrow column; input values Arrow cannot type (mixed JSON types) are kept as JSON text."""
+def part_schema(files: list[Path], query_column: str, candidates_column: str):
+    """The one schema of every part: the input columns, then the outputs (``OUTPUT_TYPES``). Refuses an
+    input without the query or candidates column.
+
+    It is decided once, from the whole input, because types guessed from each part's own values differ
+    between parts (int32 read back as int64, a column whose rows in that part are all null typed null, one
+    bad value turning a column into JSON text in that part only), and a folder of parts with different
+    schemas cannot be read as one table. Parquet: each file's own schema (several files: unified, types
+    widened). JSON lines: the query is text and the candidates a list of texts (a row's value that is not
+    is stored as null, its error says why); any other column gets the type that all its values across the
+    input share, or else, in every part, JSON text (field metadata ``JSON_TEXT``).
+    """
     pa = pyarrow()
-    if name in OUTPUT_TYPES:
-        return pa.array(values, type=OUTPUT_TYPES[name](pa))
+    required = (query_column, candidates_column)
+    schemas = []
+    for path in (p for p in files if SUFFIXES[p.suffix] == "parquet"):
+        schema = pa.parquet.ParquetFile(path).schema_arrow.remove_metadata()  # pandas' index: whole file
+        _check_required(str(path), schema.names, required)
+        schemas.append(schema)
+    lines = [p for p in files if SUFFIXES[p.suffix] == "jsonl"]
+    if lines:
+        fixed = {query_column: pa.string(), candidates_column: pa.list_(pa.string())}
+        schema = _jsonl_schema(lines, fixed)
+        where = str(lines[0]) if len(lines) == 1 else f"the JSON lines input ({len(lines)} files)"
+        if schema.names:  # no names: every line is malformed, and each row says so
+            _check_required(where, schema.names, required)
+        schemas.append(schema)
+    try:
+        unified = pa.unify_schemas(schemas, promote_options="permissive")
+    except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+        raise InvalidInputError(
+            f"the input files' columns do not combine into one table ({exc}); rerank them separately"
+        ) from None
+    fields = [
+        f if all(f.name in s.names for s in schemas) else f.with_nullable(True)  # null in the other files
+        for f in unified
+        if f.name not in OUTPUT_TYPES
+    ]
+    return pa.schema(fields + [pa.field(name, kind(pa)) for name, kind in OUTPUT_TYPES.items()])
+
+
+def _check_required(where: str, names: list[str], required: tuple[str, ...]) -> None:
+    missing = [c for c in required if c not in names]
+    if missing:
+        raise InvalidInputError(
+            f"{where} has no column {', '.join(missing)} (it has {', '.join(names)}); "
+            "name the columns with query_column/candidates_column, or use group_by for long rows"
+        )
+
+
+def _jsonl_schema(files: list[Path], fixed: dict[str, Any]):
+    """JSON lines columns in first-appearance order: ``fixed`` types, the others inferred (see
+    :func:`part_schema`). A column whose type widened after it was first typed (int to double, say) is
+    checked again against its final type, as a value of an earlier chunk may not fit it (an integer
+    above 2**53 as a double): if one does not, the column is JSON text."""
+    pa = pyarrow()
+    types: dict[str, Any] = {}  # column → Arrow type, or None for JSON text
+    widened: set[str] = set()
+    for chunk in _jsonl_chunks(files):
+        for name, values in chunk.items():
+            types.setdefault(name, pa.null())
+            if name in fixed or types[name] is None:
+                continue
+            merged = _merged_type(types[name], values)
+            if merged is not None and types[name] not in (pa.null(), merged):
+                widened.add(name)
+            types[name] = merged
+    check = {name for name in widened if types[name] is not None}
+    for chunk in _jsonl_chunks(files, check) if check else ():
+        for name, values in chunk.items():
+            if types[name] is not None and not _fits(values, types[name]):
+                types[name] = None
+    return pa.schema([
+        pa.field(name, fixed[name]) if name in fixed
+        else pa.field(name, pa.string(), metadata=JSON_TEXT) if kind is None or not _storable(kind)
+        else pa.field(name, kind)
+        for name, kind in types.items()
+    ])
+
+
+def _storable(kind) -> bool:
+    """Whether Parquet stores ``kind``: not a struct without fields (a column of empty JSON objects)."""
+    pa = pyarrow()
+    if pa.types.is_struct(kind):
+        return kind.num_fields > 0 and all(_storable(kind.field(i).type) for i in range(kind.num_fields))
+    if pa.types.is_list(kind) or pa.types.is_large_list(kind):
+        return _storable(kind.value_type)
+    return True
+
+
+def _jsonl_chunks(files: list[Path], only: set[str] | None = None) -> Iterator[dict[str, list]]:
+    """The values of each column (``only`` those), ``INFER_ROWS`` rows at a time; lines split as
+    :func:`read_shard` splits them."""
+    chunk: dict[str, list] = {}
+    rows = 0
+    for path in files:
+        with path.open("rb") as handle:
+            for line in (part for raw in handle for part in raw.splitlines() if part.strip()):
+                for name, value in _json_row(line, 0).items():
+                    if name != BAD_LINE and (only is None or name in only):
+                        chunk.setdefault(name, []).append(value)
+                rows += 1
+                if rows % INFER_ROWS == 0:
+                    yield chunk
+                    chunk = {}
+    if chunk:
+        yield chunk
+
+
+def _merged_type(kind, values: list[Any]):
+    """``kind`` widened to hold ``values`` too, or ``None`` (JSON text) when no Arrow type holds both."""
+    pa = pyarrow()
+    try:
+        new = pa.array(values).type
+        merged = pa.unify_schemas(
+            [pa.schema([("v", kind)]), pa.schema([("v", new)])], promote_options="permissive"
+        ).field("v").type
+    except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
+        return None
+    return merged if _fits(values, merged) else None
+
+
+def _fits(values: list[Any], kind) -> bool:
+    pa = pyarrow()
+    try:
+        pa.array(values, type=kind)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
+        return False
+    return True
+
+
+def part_table(schema, rows: list[dict[str, Any]], source=None):
+    """The part's table in ``schema``: the outputs from ``rows``; the input columns from the shard's Arrow
+    table ``source`` (Parquet, types kept) or from ``rows`` (JSON lines)."""
+    pa = pyarrow()
+    columns = []
+    for field in schema:
+        if source is not None and field.name not in OUTPUT_TYPES:
+            columns.append(_source_column(source, field))
+        elif field.metadata == JSON_TEXT:
+            columns.append(_json_text([row.get(field.name) for row in rows]))
+        else:
+            columns.append(_typed([row.get(field.name) for row in rows], field.type))
+    return pa.Table.from_arrays(columns, schema=schema)
+
+
+def _source_column(table, field):
+    pa = pyarrow()
+    if field.name not in table.column_names:
+        return pa.nulls(table.num_rows, field.type)
+    column = table.column(field.name)
+    if column.type == field.type:
+        return column
+    try:
+        return column.cast(field.type)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
+        return pa.array(column.to_pylist(), type=field.type)
+
+
+def _typed(values: list[Any], kind):
+    """Values as an Arrow array of type ``kind``. Only a query or candidates value can fail to fit (the
+    other columns' types hold every value): it is stored as null, and its row's error says why. A text is
+    no list (Arrow would store it as a list of its characters)."""
+    pa = pyarrow()
+    listed = pa.types.is_list(kind) or pa.types.is_large_list(kind)
+    if not (listed and any(isinstance(v, str) for v in values)):
+        try:
+            return pa.array(values, type=kind)
+        except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
+            pass
+    return pa.array([None if listed and isinstance(v, str) or not _fits([v], kind) else v for v in values],
+                    type=kind)
+
+
+def _json_text(values: list[Any]):
+    return pyarrow().array([None if v is None else json.dumps(v, ensure_ascii=False) for v in values])
+
+
+def _column(values: list[Any]):
+    """An Arrow column typed from its values (long rows, grouped once); values Arrow cannot type (mixed
+    JSON types) are kept as JSON text."""
+    pa = pyarrow()
     try:
         return pa.array(values)
     except (pa.ArrowInvalid, pa.ArrowTypeError):
-        return pa.array([None if v is None else json.dumps(v, ensure_ascii=False) for v in values])
+        return _json_text(values)
 
 
 def group_rows(
@@ -218,4 +393,4 @@ def _long_table(path: Path, columns: tuple[str, ...]):
         raise InvalidInputError(f"{path} has no column {', '.join(missing)}; it has {', '.join(names)}")
     if rows is None:
         return pa.parquet.read_table(path, columns=list(columns))
-    return pa.table({c: _column([row.get(c) for row in rows], c) for c in columns})
+    return pa.table({c: _column([row.get(c) for row in rows]) for c in columns})

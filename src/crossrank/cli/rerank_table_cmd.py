@@ -41,7 +41,7 @@ def register(sub) -> None:
 
 
 def threshold_value(text: str | None):
-    if text is None or text == "dynamic":
+    if text is None or text.strip().lower() == "dynamic":
         return text
     try:
         return float(text)

@@ -98,7 +98,8 @@ def test_cli_files_in_odd_encodings(tmp_path, tiny_xlmr_dir):
     pairs = tmp_path / "pairs.jsonl"
     pairs.write_text(json.dumps(["q", "bad \ud800 text"]) + "\n", encoding="utf-8")  # ASCII \ud800 escape
     surrogate = crossrank("score", str(pairs), *model)
-    assert surrogate.returncode == 2 and b"pairs.jsonl:1: the document holds a lone surrogate U+D800" in surrogate.stderr
+    assert surrogate.returncode == 2
+    assert b"pairs.jsonl:1: the document holds a lone surrogate U+D800" in surrogate.stderr
     piped = crossrank("score", *model, stdin=b"\xff\xfe" + '["q", "d"]\n'.encode("utf-16-le"))
     assert piped.returncode == 0, piped.stderr
     assert "Traceback" not in (bad.stderr + surrogate.stderr).decode()

@@ -50,6 +50,22 @@ def test_cmrc_sentence_selection_slice_hybrid(shared_data):
     assert result["config"]["embedder"] == "hash"
 
 
+BLANK_CMRC = ("TRIAL_776_QUERY_4", "TRIAL_20_QUERY_0")  # the trial file's two blank questions
+
+
+@pytest.mark.parametrize("first_stage", ["bm25", "dense", "hybrid"])
+def test_eval_cli_cmrc_skips_blank_questions(shared_data, tiny_xlmr_dir, capsys, first_stage):
+    """The 748th question of the trial file is blank: dense and hybrid handed it to the reranker (which
+    refused the empty query), bm25 counted it as a miss in the means."""
+    args = ["eval", "--dataset", str(shared_data / "cmrc2018"), "--format", "cmrc"]
+    args += ["--first-stage", first_stage, "--embedder", "hash", "--k", "1", "--limit", "810"]
+    assert main([*args, "--rerank", str(tiny_xlmr_dir), "--json"]) == 0, capsys.readouterr().err
+    result = json.loads(capsys.readouterr().out)
+    assert result["n_queries"] == 810 and "2 blank questions skipped" in result["config"]["notes"]
+    evalset = load_dataset(shared_data / "cmrc2018", "cmrc")
+    assert not set(BLANK_CMRC) & set(evalset.queries) and all(t.strip() for t in evalset.queries.values())
+
+
 def test_beir_self_hits_are_dropped(shared_data):
     evalset = load_dataset(shared_data / "arguana", "beir").limit(20)
     assert evalset.exclude_self and "dropped" in evalset.notes[0]

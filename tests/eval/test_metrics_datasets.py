@@ -53,8 +53,8 @@ def test_sentence_split_and_answer_spans():
     [
         ("arguana", "beir", 1406, 8674, None),
         ("wikiqa", "wikiqa", 126, 1119, 1130),
-        ("cmrc2018", "cmrc", 1002, 256, None),
-        ("cmrc2018", "cmrc-sent", 1000, 3056, 11998),  # 2 blank questions skipped
+        ("cmrc2018", "cmrc", 1000, 256, None),  # 2 blank questions skipped, as in cmrc-sent
+        ("cmrc2018", "cmrc-sent", 1000, 3056, 11998),
     ],
 )
 def test_loaders_on_the_real_data(shared_data, folder, fmt, n_queries, corpus, n_candidates):

@@ -66,6 +66,28 @@ def test_eval_cli_cmrc_skips_blank_questions(shared_data, tiny_xlmr_dir, capsys,
     assert not set(BLANK_CMRC) & set(evalset.queries) and all(t.strip() for t in evalset.queries.values())
 
 
+def _no_nan(constant):
+    raise AssertionError(f"{constant} is not JSON")
+
+
+def test_eval_cli_undefined_cutoff_metrics_are_null_not_nan(shared_data, tiny_xlmr_dir, capsys):
+    """The hash embedder's top 1 for the first question is not its paragraph: no reranked list holds a
+    relevant candidate, so the kept-set means are over nothing."""
+    args = ["eval", "--dataset", str(shared_data / "cmrc2018"), "--format", "cmrc", "--first-stage", "dense"]
+    args += ["--embedder", "hash", "--limit", "1", "--k", "1", "--rerank", str(tiny_xlmr_dir)]
+    assert main([*args, "--json"]) == 0
+    result = json.loads(capsys.readouterr().out, parse_constant=_no_nan)  # NaN, Infinity: invalid JSON
+    assert result["first_stage"]["recall@100"] == 0.0
+    for values in result["scores"]["cutoffs"].values():
+        assert values["queries"] == 0
+        assert [values[m] for m in ("precision", "recall", "f1", "keeps_relevant", "mean_kept")] == [None] * 5
+    assert result["scores"]["calibration"]["pairs"] == 1
+    assert main(args) == 0
+    text = capsys.readouterr().out
+    assert "nan" not in text.lower() and "n/a: no reranked list holds a relevant candidate" in text
+    assert text.split("top_3", 1)[1].split()[:5] == ["n/a"] * 5
+
+
 def test_beir_self_hits_are_dropped(shared_data):
     evalset = load_dataset(shared_data / "arguana", "beir").limit(20)
     assert evalset.exclude_self and "dropped" in evalset.notes[0]

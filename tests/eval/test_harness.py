@@ -133,6 +133,13 @@ def test_eval_cli_errors(tmp_path, capsys):
         main(["eval", "--dataset", str(tmp_path), "--format", "msmarco"])
 
 
+@pytest.mark.parametrize("limit", ["0", "-3"])
+def test_eval_cli_refuses_a_limit_below_one(shared_data, capsys, limit):
+    args = ["eval", "--dataset", str(shared_data / "wikiqa"), "--format", "wikiqa", "--rerank", "none"]
+    assert main([*args, "--first-stage", "bm25", "--limit", limit]) == 2
+    assert f"--limit must be a positive number of queries, got {limit}" in capsys.readouterr().err
+
+
 @pytest.mark.slow
 def test_full_sets_first_stage(shared_data):
     """Full data sets, BM25 (fast); reference: ArguAna NDCG@10 0.315 (BEIR paper) / ≈ 0.327 (bm25s here)."""

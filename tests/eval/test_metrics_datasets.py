@@ -105,5 +105,8 @@ def test_bad_dataset_input(tmp_path, shared_data):
         load_dataset(shared_data / "wikiqa", "beir")
     with pytest.raises(InvalidInputError, match="SQuAD"):
         load_dataset(tmp_path, "cmrc")
-    with pytest.raises(InvalidInputError, match="limit"):
-        load_dataset(shared_data / "wikiqa", "wikiqa").limit(-1)
+    wikiqa = load_dataset(shared_data / "wikiqa", "wikiqa")
+    for bad in (-1, 0, 2.5, True):  # 0 ran every query, as None does
+        with pytest.raises(InvalidInputError, match="--limit must be a positive number of queries"):
+            wikiqa.limit(bad)
+    assert wikiqa.limit(None) is wikiqa

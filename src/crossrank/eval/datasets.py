@@ -35,11 +35,11 @@ class EvalSet:
     )
 
     def limit(self, n: int | None) -> EvalSet:
-        """The first ``n`` queries in file order (the corpus is kept whole)."""
-        if not n:
+        """The first ``n`` queries in file order (the corpus is kept whole); ``None``: all of them."""
+        if n is None:
             return self
-        if n < 1:
-            raise InvalidInputError(f"--limit must be a positive number of queries, got {n}")
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+            raise InvalidInputError(f"--limit must be a positive number of queries, got {n!r}")
         keep = list(self.queries)[:n]
         cands = {q: self.candidates[q] for q in keep} if self.candidates is not None else None
         return EvalSet(

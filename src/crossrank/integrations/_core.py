@@ -212,26 +212,10 @@ class Scorer:
 
     def model_config(self) -> tuple[str | None, dict[str, Any]]:
         """``(model name, Reranker options)`` that rebuild the in-process model, for serialisation: a
-        given ``Reranker`` is described by its model name and the options it runs with."""
+        given ``Reranker`` is described by its model name and :meth:`crossrank.Reranker.config` (every
+        option it was built with; the backend and dtype as asked for, so ``auto`` chooses again)."""
         if self.url is not None:
             return None, {}
         if self.model is not None:
             return self.model, dict(self._options)
-        info = self._reranker.info()
-        options = {name: info[name] for name in RERANKER_OPTIONS}
-        options["backend"] = info["backend"] if info["backend"] in ("torch", "onnx") else "auto"
-        return self._reranker.model.name, options
-
-
-# Reranker(...) arguments that info() reports (and so a given Reranker serialises with)
-RERANKER_OPTIONS = (
-    "dtype",
-    "max_length",
-    "query_max_length",
-    "batch_size",
-    "max_batch_tokens",
-    "window",
-    "stride",
-    "max_windows",
-    "aggregate",
-)
+        return self._reranker.model.name, self._reranker.config()

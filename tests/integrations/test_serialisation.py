@@ -1,0 +1,85 @@
+"""What a framework component dumps: a given ``Reranker`` as its model name and every option it was built
+with (the backend and dtype as asked for), so the loaded component scores exactly as the original. A tiny
+model (random weights, real tokenizer) and ArguAna documents, scored with short windows so that windowing
+and truncation differ."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from crossrank import Reranker
+
+from .conftest import TOLERANCE
+
+MAX_LENGTH = 64  # ArguAna arguments are far longer: several windows each
+
+
+@pytest.fixture(scope="module")
+def truncating(tiny_xlmr_dir):
+    return Reranker(
+        str(tiny_xlmr_dir),
+        backend="torch",
+        truncate="right",
+        max_length=MAX_LENGTH,
+        max_document_chars=50_000,
+    )
+
+
+@pytest.fixture(scope="module")
+def texts(arguana):
+    return [d["text"] for d in arguana[1][:8]]
+
+
+def ranking(reranker, query, texts):
+    return [(r.index, r.score, r.window, r.truncated) for r in reranker.rerank(query, texts)]
+
+
+def assert_same(got, expected):
+    assert [g[0] for g in got] == [e[0] for e in expected]
+    for g, e in zip(got, expected, strict=True):
+        assert g[1] == pytest.approx(e[1], abs=TOLERANCE) and g[2:] == e[2:]
+
+
+def test_config_is_what_was_asked_and_rebuilds_the_reranker(tiny_xlmr_dir, truncating, query, texts):
+    config = truncating.config()
+    assert config["backend"] == "torch" and config["dtype"] == "auto" and config["device"] is None
+    assert config["truncate"] == "right" and config["max_document_chars"] == 50_000
+    assert config["max_length"] == MAX_LENGTH and config["query_max_length"] is None
+    again = Reranker(truncating.model.name, **config)
+    assert again.config() == config
+    assert_same(ranking(again, query, texts), ranking(truncating, query, texts))
+    # without truncate the scores differ: every window is scored and the best one kept
+    windowed = Reranker(str(tiny_xlmr_dir), backend="torch", max_length=MAX_LENGTH)
+    scores = [r[1] for r in ranking(truncating, query, texts)]
+    assert [r[1] for r in ranking(windowed, query, texts)] != scores
+    auto = Reranker(str(tiny_xlmr_dir)).config()  # whatever auto chose here, it chooses again when loaded
+    assert (auto["backend"], auto["dtype"]) == ("auto", "auto")
+
+
+def test_haystack_to_dict_records_every_option(tiny_xlmr_dir, truncating, query, texts):
+    from haystack import Document
+
+    from crossrank.integrations.haystack import CrossrankRanker
+
+    ranker = CrossrankRanker(model=truncating, top_k=None)
+    data = ranker.to_dict()
+    assert data["init_parameters"]["model"] == str(tiny_xlmr_dir)
+    options = data["init_parameters"]["reranker_options"]
+    assert (options["truncate"], options["max_document_chars"], options["max_length"]) == (
+        "right",
+        50_000,
+        MAX_LENGTH,
+    )
+    assert (options["backend"], options["dtype"]) == ("torch", "auto")  # as asked (torch chose fp32 here)
+    loaded = CrossrankRanker.from_dict(json.loads(json.dumps(data)))
+    assert loaded.to_dict() == data
+    documents = [Document(id=str(i), content=t) for i, t in enumerate(texts)]
+    got = loaded.run(query=query, documents=documents)["documents"]
+    expected = ranking(truncating, query, texts)
+    assert [int(d.id) for d in got] == [e[0] for e in expected]
+    assert [d.meta["crossrank_window"]["truncated"] for d in got] == [e[3] for e in expected]
+    assert [d.score for d in got] == pytest.approx([e[1] for e in expected], abs=TOLERANCE)
+    auto = CrossrankRanker(model=Reranker(str(tiny_xlmr_dir))).to_dict()["init_parameters"]
+    assert (auto["reranker_options"]["backend"], auto["reranker_options"]["dtype"]) == ("auto", "auto")

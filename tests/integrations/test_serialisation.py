@@ -42,6 +42,29 @@ def assert_same(got, expected):
         assert g[1] == pytest.approx(e[1], abs=TOLERANCE) and g[2:] == e[2:]
 
 
+def assert_same_scores(got, expected):
+    """``got``: a component's ``(index, score)`` ranking; ``expected``: :func:`ranking`."""
+    assert [i for i, _ in got] == [e[0] for e in expected]
+    assert [score for _, score in got] == pytest.approx([e[1] for e in expected], abs=TOLERANCE)
+
+
+def run_langchain(compressor, query, texts):
+    from langchain_core.documents import Document
+
+    documents = [Document(page_content=t, metadata={"i": i}) for i, t in enumerate(texts)]
+    return [
+        (d.metadata["i"], d.metadata["relevance_score"])
+        for d in compressor.compress_documents(documents, query)
+    ]
+
+
+def run_llama_index(rerank, query, texts):
+    from llama_index.core.schema import NodeWithScore, QueryBundle, TextNode
+
+    nodes = [NodeWithScore(node=TextNode(text=t, id_=str(i))) for i, t in enumerate(texts)]
+    return [(int(n.node.node_id), n.score) for n in rerank.postprocess_nodes(nodes, QueryBundle(query))]
+
+
 def test_config_is_what_was_asked_and_rebuilds_the_reranker(tiny_xlmr_dir, truncating, query, texts):
     config = truncating.config()
     assert config["backend"] == "torch" and config["dtype"] == "auto" and config["device"] is None
@@ -83,3 +106,26 @@ def test_haystack_to_dict_records_every_option(tiny_xlmr_dir, truncating, query,
     assert [d.score for d in got] == pytest.approx([e[1] for e in expected], abs=TOLERANCE)
     auto = CrossrankRanker(model=Reranker(str(tiny_xlmr_dir))).to_dict()["init_parameters"]
     assert (auto["reranker_options"]["backend"], auto["reranker_options"]["dtype"]) == ("auto", "auto")
+
+
+def test_langchain_dump_is_json_that_rebuilds_the_component(truncating, query, texts):
+    from crossrank.integrations.langchain import CrossrankRerank
+
+    compressor = CrossrankRerank(reranker=truncating, top_n=None)
+    dumped = json.loads(compressor.model_dump_json())
+    assert dumped == compressor.model_dump()
+    assert dumped["reranker"] == truncating.model.name and dumped["reranker_options"] == truncating.config()
+    loaded = CrossrankRerank(**dumped)
+    assert loaded.model_dump() == dumped
+    assert_same_scores(run_langchain(loaded, query, texts), ranking(truncating, query, texts))
+
+
+def test_llama_index_to_json_rebuilds_the_component(truncating, query, texts):
+    from crossrank.integrations.llama_index import CrossrankRerank
+
+    rerank = CrossrankRerank(reranker=truncating, top_n=None)
+    data = json.loads(rerank.to_json())  # was a TypeError: a Reranker is not JSON serialisable
+    assert data["reranker"] == truncating.model.name and data["reranker_options"] == truncating.config()
+    loaded = CrossrankRerank.from_json(rerank.to_json())
+    assert json.loads(loaded.to_json()) == data
+    assert_same_scores(run_llama_index(loaded, query, texts), ranking(truncating, query, texts))

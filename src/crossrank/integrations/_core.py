@@ -62,6 +62,14 @@ def component_scorer(component: Any) -> Scorer:
     )
 
 
+def dumped_model_field(scorer: Scorer, name: str) -> Any:
+    """A LangChain / LlamaIndex component's ``reranker`` or ``reranker_options`` field as dumped: the
+    model name and options of :meth:`Scorer.model_config` (what Haystack's ``to_dict`` writes), so a given
+    ``Reranker`` dumps as JSON that builds the same reranker again."""
+    model, options = scorer.model_config()
+    return model if name == "reranker" else options or None
+
+
 def document_text(value: Any, where: str) -> str:
     """The text of one framework document, or an error that says which one has none."""
     if not isinstance(value, str) or not value.strip():

@@ -1,7 +1,7 @@
 """What a framework component dumps: a given ``Reranker`` as its model name and every option it was built
-with (the backend and dtype as asked for), so the loaded component scores exactly as the original. A tiny
-model (random weights, real tokenizer) and ArguAna documents, scored with short windows so that windowing
-and truncation differ."""
+with (the backend and dtype as asked for), so the loaded component scores exactly as the original; and
+never the API key, which the remote mode still sends. A tiny model (random weights, real tokenizer) and
+ArguAna documents, scored with short windows so that windowing and truncation differ."""
 
 from __future__ import annotations
 
@@ -10,9 +10,11 @@ import json
 import pytest
 
 from crossrank import Reranker
+from crossrank.errors import BackendError
 
 from .conftest import TOLERANCE
 
+KEY = "serialisation-secret"
 MAX_LENGTH = 64  # ArguAna arguments are far longer: several windows each
 
 
@@ -30,6 +32,18 @@ def truncating(tiny_xlmr_dir):
 @pytest.fixture(scope="module")
 def texts(arguana):
     return [d["text"] for d in arguana[1][:8]]
+
+
+@pytest.fixture(scope="module")
+def tiny_server(tiny_xlmr_dir):
+    from server.fakes import live_server
+
+    from crossrank.server import ServerSettings, create_app
+
+    reranker = Reranker(str(tiny_xlmr_dir), backend="torch", dtype="fp32", max_length=MAX_LENGTH)
+    settings = ServerSettings(max_length=MAX_LENGTH, max_wait_ms=5, api_key=KEY)
+    with live_server(create_app(settings, reranker)) as live:
+        yield live, reranker
 
 
 def ranking(reranker, query, texts):
@@ -63,6 +77,9 @@ def run_llama_index(rerank, query, texts):
 
     nodes = [NodeWithScore(node=TextNode(text=t, id_=str(i))) for i, t in enumerate(texts)]
     return [(int(n.node.node_id), n.score) for n in rerank.postprocess_nodes(nodes, QueryBundle(query))]
+
+
+RUN = {"langchain": run_langchain, "llama_index": run_llama_index}
 
 
 def test_config_is_what_was_asked_and_rebuilds_the_reranker(tiny_xlmr_dir, truncating, query, texts):
@@ -129,3 +146,21 @@ def test_llama_index_to_json_rebuilds_the_component(truncating, query, texts):
     loaded = CrossrankRerank.from_json(rerank.to_json())
     assert json.loads(loaded.to_json()) == data
     assert_same_scores(run_llama_index(loaded, query, texts), ranking(truncating, query, texts))
+
+
+@pytest.mark.parametrize("framework", ["langchain", "llama_index"])
+def test_api_key_is_never_dumped_and_still_sent(framework, tiny_server, query, texts):
+    import importlib
+
+    live, reranker = tiny_server
+    component = importlib.import_module(f"crossrank.integrations.{framework}").CrossrankRerank
+    remote = component(url=live.url, api_key=KEY, top_n=None)
+    dumps = [repr(remote), repr(remote.model_dump()), remote.model_dump_json()]
+    if framework == "llama_index":
+        dumps += [remote.to_json(), repr(remote.to_dict())]
+    assert all(KEY not in dump for dump in dumps)
+    assert "api_key" not in remote.model_dump()
+    assert remote.api_key.get_secret_value() == KEY
+    assert_same_scores(RUN[framework](remote, query, texts), ranking(reranker, query, texts))
+    with pytest.raises(BackendError, match="401"):  # the key is what lets it in
+        RUN[framework](component(url=live.url, api_key="wrong"), query, texts)

@@ -51,12 +51,14 @@ def check_cutoffs(top_n: int | None, threshold: float | str | None) -> None:
 
 def component_scorer(component: Any) -> Scorer:
     """Check a component's cut-offs and build its :class:`Scorer` from its ``reranker``, ``url``,
-    ``api_key``, ``timeout`` and ``reranker_options`` fields (the LangChain and LlamaIndex components)."""
+    ``api_key`` (a pydantic ``SecretStr``), ``timeout`` and ``reranker_options`` fields (the LangChain and
+    LlamaIndex components)."""
     check_cutoffs(component.top_n, component.threshold)
+    key = component.api_key
     return Scorer(
         component.reranker,
         url=component.url,
-        api_key=component.api_key,
+        api_key=key.get_secret_value() if key is not None else None,
         timeout=component.timeout,
         reranker_options=component.reranker_options,
     )

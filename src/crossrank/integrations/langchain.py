@@ -35,7 +35,8 @@ class CrossrankRerank(_compressor.BaseDocumentCompressor):
             ``Reranker`` is dumped as its model name, with the options it was built with as
             ``reranker_options`` (as Haystack's ``to_dict`` does), so a dump loads the same reranker.
         url: base URL of a ``crossrank serve`` to score remotely instead (``reranker`` is then unused).
-        api_key: that server's API key.
+        api_key: that server's API key, held as a pydantic ``SecretStr`` and left out of dumps
+            (``model_dump()``): give it again to a component loaded from a dump.
         top_n: documents kept at most (``None``: all); 3 by default, like LangChain's other rerankers.
         threshold: drop documents scoring below a number in [0, 1], or ``"dynamic"`` (σ rule).
         timeout: seconds per HTTP request (remote only).
@@ -46,7 +47,7 @@ class CrossrankRerank(_compressor.BaseDocumentCompressor):
 
     reranker: Any = None
     url: str | None = None
-    api_key: str | None = _pydantic.Field(default=None, repr=False)
+    api_key: _pydantic.SecretStr | None = _pydantic.Field(default=None, repr=False, exclude=True)
     top_n: int | None = 3
     threshold: float | str | None = None
     timeout: float = DEFAULT_TIMEOUT

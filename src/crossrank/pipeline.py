@@ -98,13 +98,15 @@ class Pipeline:
         self.last_timings = SearchTimings()
 
     def search(self, query: str, *, k: int | None = None, top_n: int | None = None) -> list[Hit]:
-        """The best chunks for ``query``: first stage, then rerank (when a reranker is set)."""
+        """The best chunks for ``query``: first stage, then rerank (when a reranker is set). ``k`` and
+        ``top_n`` override the pipeline's for this call (``None``: the pipeline's)."""
         from .scoring import check_text
 
         check_text(query, "query")
+        k = self.k if k is None else check_k(k)
         top_n = self.top_n if top_n is None else top_n
         start = time.perf_counter()
-        candidates = self.retriever.search(query, k or self.k, self.method)
+        candidates = self.retriever.search(query, k, self.method)
         self.last_timings.first_stage_ms = (time.perf_counter() - start) * 1000
         if self.reranker is None or not candidates:
             hits = [_hit(c, c.rank) for c in candidates[: top_n or None]]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import replace
+from dataclasses import fields, replace
 from typing import Any
 
 from .backends.base import Backend, check_device
@@ -123,6 +123,7 @@ class Reranker:
         from .tokenization import PairTokenizer
 
         device = check_device(device)
+        self._asked = {"backend": backend, "device": device, "dtype": dtype}  # for config(): what to rebuild
         self.model = resolve_model(model)
         self.backend, self.backend_reason = open_backend(backend, self.model.path, device, dtype)
         tokenizer = PairTokenizer.from_pretrained(
@@ -176,6 +177,25 @@ class Reranker:
             "trained": card.get("trained"),
             "calibration": card.get("calibration"),
         }
+
+    def config(self) -> dict[str, Any]:
+        """The keyword arguments that build this reranker again, ``Reranker(model.name, **config())``, for
+        serialisation: the engine as it was asked for (``backend="auto"`` and ``dtype="auto"`` stay so and
+        choose again where the reranker is rebuilt, as they chose here) and every scoring and batching
+        option. A backend object is recorded as its engine (name, device, dtype) when it is one of ours;
+        another cannot be rebuilt from arguments and raises :class:`InvalidInputError`."""
+        asked = dict(self._asked)
+        if not isinstance(asked["backend"], str):
+            if self.backend.name not in BACKENDS[1:]:
+                raise InvalidInputError(
+                    f"this Reranker runs on a backend object ({self.backend.name!r}) that cannot be rebuilt "
+                    f"from arguments; build it with backend= one of {', '.join(BACKENDS)} to serialise it"
+                )
+            asked = {"backend": self.backend.name, "device": self.backend.device, "dtype": self.backend.dtype}
+        options = {f.name: getattr(self.options, f.name) for f in fields(ScoreOptions)}
+        options["query_max_length"] = self._query_max_length  # None: derived from max_length again
+        engine = {"batch_size": self.engine.batch_size, "max_batch_tokens": self.engine.max_batch_tokens}
+        return asked | engine | options
 
     def with_options(self, **overrides) -> ScoreOptions:
         """The default options with some fields replaced (validated). A new ``max_length`` without a

@@ -1,5 +1,6 @@
 """Kept-set metrics, Brier, ECE and reliability bins on hand-computed cases."""
 
+import json
 import math
 
 import pytest
@@ -66,3 +67,15 @@ def test_score_report_covers_every_rule_and_all_pairs():
     cal = report["calibration"]
     assert cal["pairs"] == 6 and cal["share_relevant"] == pytest.approx(3 / 6)
     assert sum(b["pairs"] for b in cal["bins"]) == 6
+
+
+def test_means_over_nothing_are_none_and_the_report_is_json():
+    # q3 has no relevant candidate: the kept-set means are undefined; no pair at all: calibration is too
+    m = kept_set_metrics({"q3": SCORED["q3"]}, QRELS, RULES["dynamic"])
+    assert m == dict.fromkeys(("precision", "recall", "f1", "keeps_relevant", "mean_kept")) | {"queries": 0}
+    empty = score_report({}, QRELS)
+    assert all(v["queries"] == 0 and v["precision"] is None for v in empty["cutoffs"].values())
+    cal = empty["calibration"]
+    assert cal["pairs"] == 0 and cal["share_relevant"] is cal["brier"] is cal["ece"] is None
+    json.dumps(score_report({"q3": SCORED["q3"]}, QRELS), allow_nan=False)
+    json.dumps(empty, allow_nan=False)

@@ -50,6 +50,44 @@ def test_cmrc_sentence_selection_slice_hybrid(shared_data):
     assert result["config"]["embedder"] == "hash"
 
 
+BLANK_CMRC = ("TRIAL_776_QUERY_4", "TRIAL_20_QUERY_0")  # the trial file's two blank questions
+
+
+@pytest.mark.parametrize("first_stage", ["bm25", "dense", "hybrid"])
+def test_eval_cli_cmrc_skips_blank_questions(shared_data, tiny_xlmr_dir, capsys, first_stage):
+    """The 748th question of the trial file is blank: dense and hybrid handed it to the reranker (which
+    refused the empty query), bm25 counted it as a miss in the means."""
+    args = ["eval", "--dataset", str(shared_data / "cmrc2018"), "--format", "cmrc"]
+    args += ["--first-stage", first_stage, "--embedder", "hash", "--k", "1", "--limit", "810"]
+    assert main([*args, "--rerank", str(tiny_xlmr_dir), "--json"]) == 0, capsys.readouterr().err
+    result = json.loads(capsys.readouterr().out)
+    assert result["n_queries"] == 810 and "2 blank questions skipped" in result["config"]["notes"]
+    evalset = load_dataset(shared_data / "cmrc2018", "cmrc")
+    assert not set(BLANK_CMRC) & set(evalset.queries) and all(t.strip() for t in evalset.queries.values())
+
+
+def _no_nan(constant):
+    raise AssertionError(f"{constant} is not JSON")
+
+
+def test_eval_cli_undefined_cutoff_metrics_are_null_not_nan(shared_data, tiny_xlmr_dir, capsys):
+    """The hash embedder's top 1 for the first question is not its paragraph: no reranked list holds a
+    relevant candidate, so the kept-set means are over nothing."""
+    args = ["eval", "--dataset", str(shared_data / "cmrc2018"), "--format", "cmrc", "--first-stage", "dense"]
+    args += ["--embedder", "hash", "--limit", "1", "--k", "1", "--rerank", str(tiny_xlmr_dir)]
+    assert main([*args, "--json"]) == 0
+    result = json.loads(capsys.readouterr().out, parse_constant=_no_nan)  # NaN, Infinity: invalid JSON
+    assert result["first_stage"]["recall@100"] == 0.0
+    for values in result["scores"]["cutoffs"].values():
+        assert values["queries"] == 0
+        assert [values[m] for m in ("precision", "recall", "f1", "keeps_relevant", "mean_kept")] == [None] * 5
+    assert result["scores"]["calibration"]["pairs"] == 1
+    assert main(args) == 0
+    text = capsys.readouterr().out
+    assert "nan" not in text.lower() and "n/a: no reranked list holds a relevant candidate" in text
+    assert text.split("top_3", 1)[1].split()[:5] == ["n/a"] * 5
+
+
 def test_beir_self_hits_are_dropped(shared_data):
     evalset = load_dataset(shared_data / "arguana", "beir").limit(20)
     assert evalset.exclude_self and "dropped" in evalset.notes[0]
@@ -93,6 +131,13 @@ def test_eval_cli_errors(tmp_path, capsys):
     assert "does not exist" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["eval", "--dataset", str(tmp_path), "--format", "msmarco"])
+
+
+@pytest.mark.parametrize("limit", ["0", "-3"])
+def test_eval_cli_refuses_a_limit_below_one(shared_data, capsys, limit):
+    args = ["eval", "--dataset", str(shared_data / "wikiqa"), "--format", "wikiqa", "--rerank", "none"]
+    assert main([*args, "--first-stage", "bm25", "--limit", limit]) == 2
+    assert f"--limit must be a positive number of queries, got {limit}" in capsys.readouterr().err
 
 
 @pytest.mark.slow

@@ -53,8 +53,8 @@ def test_sentence_split_and_answer_spans():
     [
         ("arguana", "beir", 1406, 8674, None),
         ("wikiqa", "wikiqa", 126, 1119, 1130),
-        ("cmrc2018", "cmrc", 1002, 256, None),
-        ("cmrc2018", "cmrc-sent", 1000, 3056, 11998),  # 2 blank questions skipped
+        ("cmrc2018", "cmrc", 1000, 256, None),  # 2 blank questions skipped, as in cmrc-sent
+        ("cmrc2018", "cmrc-sent", 1000, 3056, 11998),
     ],
 )
 def test_loaders_on_the_real_data(shared_data, folder, fmt, n_queries, corpus, n_candidates):
@@ -105,5 +105,8 @@ def test_bad_dataset_input(tmp_path, shared_data):
         load_dataset(shared_data / "wikiqa", "beir")
     with pytest.raises(InvalidInputError, match="SQuAD"):
         load_dataset(tmp_path, "cmrc")
-    with pytest.raises(InvalidInputError, match="limit"):
-        load_dataset(shared_data / "wikiqa", "wikiqa").limit(-1)
+    wikiqa = load_dataset(shared_data / "wikiqa", "wikiqa")
+    for bad in (-1, 0, 2.5, True):  # 0 ran every query, as None does
+        with pytest.raises(InvalidInputError, match="--limit must be a positive number of queries"):
+            wikiqa.limit(bad)
+    assert wikiqa.limit(None) is wikiqa

@@ -43,6 +43,17 @@ def test_pipeline_reranks_first_stage_candidates(index_dir, tiny_reranker):
     assert pipeline.last_timings.rerank_ms > 0
 
 
+def test_pipeline_search_k_is_checked_and_none_keeps_the_default(index_dir):
+    from crossrank.errors import InvalidInputError
+
+    pipeline = Pipeline(index_dir, None, k=2, top_n=0, method="dense")  # dense: always k candidates
+    assert len(pipeline.search("coffee tea")) == 2 and len(pipeline.search("coffee tea", k=None)) == 2
+    assert len(pipeline.search("coffee tea", k=1)) == 1
+    for bad in (0, -1):  # 0 took the pipeline's k, as None does
+        with pytest.raises(InvalidInputError, match="k must be a positive integer"):
+            pipeline.search("coffee", k=bad)
+
+
 def test_pipeline_without_reranker_keeps_first_stage_order(index_dir):
     hits = Pipeline(index_dir, None, top_n=2, method="bm25").search("长城 军事 防御")
     assert hits[0].chunk.doc_id == "greatwall" and hits[0].rerank_score is None

@@ -79,17 +79,24 @@ def format_report(result: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def number(value: float | None, spec: str) -> str:
+    """``value`` formatted with ``spec``; ``n/a`` for an undefined metric (``None``: a mean over nothing)."""
+    return "n/a" if value is None else format(value, spec)
+
+
 def format_scores(scores: dict) -> list[str]:
     """The cut-off rules' kept sets and the scores' calibration, as table lines."""
     columns = ("precision", "recall", "f1", "keeps_relevant", "mean_kept")
     lines = ["kept sets of the reranked lists (mean per query with a relevant candidate):"]
     lines.append(f"{'rule':<14}" + "".join(f"{c:>15}" for c in columns))
     for name, values in scores["cutoffs"].items():
-        lines.append(f"{name:<14}" + "".join(f"{values[c]:>15.3f}" for c in columns))
+        lines.append(f"{name:<14}" + "".join(f"{number(values[c], '.3f'):>15}" for c in columns))
+    if any(values["queries"] == 0 for values in scores["cutoffs"].values()):
+        lines.append("n/a: no reranked list holds a relevant candidate")
     cal = scores["calibration"]
     lines.append(
-        f"calibration over {cal['pairs']} pairs ({cal['share_relevant']:.1%} relevant): "
-        f"Brier {cal['brier']:.4f}, ECE {cal['ece']:.4f} (10 bins)"
+        f"calibration over {cal['pairs']} pairs ({number(cal['share_relevant'], '.1%')} relevant): "
+        f"Brier {number(cal['brier'], '.4f')}, ECE {number(cal['ece'], '.4f')} (10 bins)"
     )
     return lines
 
@@ -135,7 +142,8 @@ def run(args: argparse.Namespace) -> int:
 
         plot_comparison(result, args.plot)
     if args.json:
-        sys.stdout.write(json.dumps(result, ensure_ascii=False, indent=2) + "\n")
+        # allow_nan=False: an undefined metric is null; NaN would make the output invalid JSON
+        sys.stdout.write(json.dumps(result, ensure_ascii=False, indent=2, allow_nan=False) + "\n")
     else:
         sys.stdout.write(format_report(result))
     return 0

@@ -9,6 +9,9 @@ precision of the kept set (0 when nothing is kept: the reader got no answer), re
 relevant candidates of the list, their F1, and the share of queries that keep at least one relevant
 candidate. The Brier score and the expected calibration error (ECE) are taken over every pair of
 every list; ECE uses equal-width bins weighted by their number of pairs (Naeini et al. 2015).
+
+A mean over nothing (no list holds a relevant candidate, no pair was scored) is ``None`` in the reports,
+not NaN: it is undefined, and NaN is not JSON.
 """
 
 from __future__ import annotations
@@ -30,8 +33,9 @@ Scored = Mapping[str, Sequence[tuple[str, float]]]
 Qrels = Mapping[str, Mapping[str, int]]
 
 
-def kept_set_metrics(scored: Scored, qrels: Qrels, rule: Mapping) -> dict[str, float]:
-    """Mean per-query precision, recall, F1 of the kept set, share keeping a relevant one, mean kept."""
+def kept_set_metrics(scored: Scored, qrels: Qrels, rule: Mapping) -> dict[str, float | None]:
+    """Mean per-query precision, recall, F1 of the kept set, share keeping a relevant one, mean kept
+    (each ``None`` when no list holds a relevant candidate), and ``queries``, how many lists do."""
     totals = {"precision": 0.0, "recall": 0.0, "f1": 0.0, "keeps_relevant": 0.0, "mean_kept": 0.0}
     n = 0
     for qid, ranked in scored.items():
@@ -49,7 +53,7 @@ def kept_set_metrics(scored: Scored, qrels: Qrels, rule: Mapping) -> dict[str, f
         totals["keeps_relevant"] += hits > 0
         totals["mean_kept"] += len(kept)
         n += 1
-    return {k: v / n if n else float("nan") for k, v in totals.items()} | {"queries": n}
+    return {k: v / n if n else None for k, v in totals.items()} | {"queries": n}
 
 
 def _pairs(scored: Scored, qrels: Qrels) -> tuple[list[float], list[int]]:
@@ -102,9 +106,9 @@ def score_report(scored: Scored, qrels: Qrels, rules: Mapping[str, Mapping] = RU
         "cutoffs": {name: kept_set_metrics(scored, qrels, rule) for name, rule in rules.items()},
         "calibration": {
             "pairs": len(probs),
-            "share_relevant": sum(labels) / len(labels) if labels else float("nan"),
-            "brier": brier_score(probs, labels),
-            "ece": expected_calibration_error(probs, labels),
+            "share_relevant": sum(labels) / len(labels) if labels else None,
+            "brier": brier_score(probs, labels) if probs else None,
+            "ece": expected_calibration_error(probs, labels) if probs else None,
             "bins": reliability_bins(probs, labels),
         },
     }

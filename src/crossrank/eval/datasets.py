@@ -8,7 +8,7 @@ import json
 import logging
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from ..errors import InvalidInputError
@@ -35,11 +35,11 @@ class EvalSet:
     )
 
     def limit(self, n: int | None) -> EvalSet:
-        """The first ``n`` queries in file order (the corpus is kept whole)."""
-        if not n:
+        """The first ``n`` queries in file order (the corpus is kept whole); ``None``: all of them."""
+        if n is None:
             return self
-        if n < 1:
-            raise InvalidInputError(f"--limit must be a positive number of queries, got {n}")
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+            raise InvalidInputError(f"--limit must be a positive number of queries, got {n!r}")
         keep = list(self.queries)[:n]
         cands = {q: self.candidates[q] for q in keep} if self.candidates is not None else None
         return EvalSet(
@@ -51,6 +51,27 @@ class EvalSet:
             self.notes,
             self.exclude_self,
         )
+
+
+def drop_blank_queries(evalset: EvalSet) -> EvalSet:
+    """``evalset`` without its blank queries, with a note saying how many: a blank query cannot be embedded
+    or scored, and counted as a miss it would lower every mean. The one rule of every loader (the CMRC
+    2018 trial file has two blank questions)."""
+    keep = [q for q, text in evalset.queries.items() if isinstance(text, str) and text.strip()]
+    blank = len(evalset.queries) - len(keep)
+    if not blank:
+        return evalset
+    kept = set(keep)
+    skipped = ", ".join(q for q in evalset.queries if q not in kept)
+    logger.info("%s: blank queries skipped: %s", evalset.name, skipped)
+    cands = evalset.candidates
+    return replace(
+        evalset,
+        queries={q: evalset.queries[q] for q in keep},
+        qrels={q: evalset.qrels[q] for q in keep},
+        candidates={q: cands[q] for q in keep} if cands is not None else None,
+        notes=[*evalset.notes, f"{blank} blank questions skipped"],
+    )
 
 
 def split_sentences(text: str) -> list[tuple[int, int]]:
@@ -124,8 +145,8 @@ def load_beir(folder: Path) -> EvalSet:
         if self_hits
         else []
     )
-    return EvalSet(
-        folder.name, queries, corpus, {q: qrels[q] for q in queries}, None, notes, exclude_self=True
+    return drop_blank_queries(
+        EvalSet(folder.name, queries, corpus, {q: qrels[q] for q in queries}, None, notes, exclude_self=True)
     )
 
 
@@ -161,7 +182,7 @@ def load_wikiqa(folder: Path) -> EvalSet:
         if relevant:
             queries[qid], qrels[qid] = entry.question, relevant
             candidates[qid] = [sid for sid, _, _ in entry.sentences]
-    return EvalSet(folder.name, queries, corpus, qrels, candidates)
+    return drop_blank_queries(EvalSet(folder.name, queries, corpus, qrels, candidates))
 
 
 def _squad_paragraphs(folder: Path):
@@ -181,14 +202,15 @@ def _squad_paragraphs(folder: Path):
 
 
 def load_cmrc(folder: Path) -> EvalSet:
-    """Passage ranking: every question's own paragraph is its one relevant passage among all paragraphs."""
+    """Passage ranking: every question's own paragraph is its one relevant passage among all paragraphs
+    (blank questions skipped)."""
     queries, corpus, qrels = {}, {}, {}
     for pid, title, paragraph in _squad_paragraphs(folder):
         corpus[pid] = (title, paragraph["context"])
         for qa in paragraph.get("qas", []):
-            queries[str(qa["id"])] = qa["question"]
+            queries[str(qa["id"])] = qa.get("question")
             qrels[str(qa["id"])] = {pid: 1}
-    return EvalSet(folder.name, queries, corpus, qrels)
+    return drop_blank_queries(EvalSet(folder.name, queries, corpus, qrels))
 
 
 def answer_spans(context: str, answers: list[dict]) -> list[tuple[int, int]]:
@@ -212,16 +234,13 @@ def answer_spans(context: str, answers: list[dict]) -> list[tuple[int, int]]:
 def load_cmrc_sentences(folder: Path) -> EvalSet:
     """Answer-sentence selection: candidates are the sentences of the question's paragraph; relevant are
     those overlapping an answer span."""
-    queries, corpus, qrels, candidates, skipped, blank = {}, {}, {}, {}, 0, 0
+    queries, corpus, qrels, candidates, skipped = {}, {}, {}, {}, 0
     for pid, _title, paragraph in _squad_paragraphs(folder):
         context = paragraph["context"]
         sentences = split_sentences(context)
         ids = [f"{pid}-s{n}" for n in range(len(sentences))]
         corpus.update((sid, ("", context[s:e])) for sid, (s, e) in zip(ids, sentences, strict=True))
         for qa in paragraph.get("qas", []):
-            if not qa.get("question", "").strip():  # CMRC 2018 trial has a blank question
-                blank += 1
-                continue
             spans = answer_spans(context, qa.get("answers", []))
             relevant = {
                 sid: 1
@@ -232,10 +251,9 @@ def load_cmrc_sentences(folder: Path) -> EvalSet:
                 skipped += 1
                 continue
             qid = str(qa["id"])
-            queries[qid], qrels[qid], candidates[qid] = qa["question"], relevant, ids
+            queries[qid], qrels[qid], candidates[qid] = qa.get("question"), relevant, ids
     notes = [f"{skipped} questions skipped: no answer span found in the paragraph"] if skipped else []
-    notes += [f"{blank} blank questions skipped"] if blank else []
-    return EvalSet(folder.name + "-sent", queries, corpus, qrels, candidates, notes)
+    return drop_blank_queries(EvalSet(folder.name + "-sent", queries, corpus, qrels, candidates, notes))
 
 
 LOADERS = {"beir": load_beir, "wikiqa": load_wikiqa, "cmrc": load_cmrc, "cmrc-sent": load_cmrc_sentences}

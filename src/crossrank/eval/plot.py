@@ -79,6 +79,9 @@ def _reliability(ax, calibration: dict) -> None:
     ax.set_ylim(0, 1)
     ax.set_xlabel("score (mean per bin)")
     ax.set_ylabel("share relevant")
-    ax.set_title(f"reliability: ECE {calibration['ece']:.3f}, Brier {calibration['brier']:.3f}")
+    if bins:
+        ax.set_title(f"reliability: ECE {calibration['ece']:.3f}, Brier {calibration['brier']:.3f}")
+    else:
+        ax.set_title("reliability: no scored pairs")
     ax.legend(loc="upper left", fontsize=8, frameon=False)
     ax.spines[["top", "right"]].set_visible(False)

@@ -51,15 +51,25 @@ def check_cutoffs(top_n: int | None, threshold: float | str | None) -> None:
 
 def component_scorer(component: Any) -> Scorer:
     """Check a component's cut-offs and build its :class:`Scorer` from its ``reranker``, ``url``,
-    ``api_key``, ``timeout`` and ``reranker_options`` fields (the LangChain and LlamaIndex components)."""
+    ``api_key`` (a pydantic ``SecretStr``), ``timeout`` and ``reranker_options`` fields (the LangChain and
+    LlamaIndex components)."""
     check_cutoffs(component.top_n, component.threshold)
+    key = component.api_key
     return Scorer(
         component.reranker,
         url=component.url,
-        api_key=component.api_key,
+        api_key=key.get_secret_value() if key is not None else None,
         timeout=component.timeout,
         reranker_options=component.reranker_options,
     )
+
+
+def dumped_model_field(scorer: Scorer, name: str) -> Any:
+    """A LangChain / LlamaIndex component's ``reranker`` or ``reranker_options`` field as dumped: the
+    model name and options of :meth:`Scorer.model_config` (what Haystack's ``to_dict`` writes), so a given
+    ``Reranker`` dumps as JSON that builds the same reranker again."""
+    model, options = scorer.model_config()
+    return model if name == "reranker" else options or None
 
 
 def document_text(value: Any, where: str) -> str:
@@ -212,26 +222,10 @@ class Scorer:
 
     def model_config(self) -> tuple[str | None, dict[str, Any]]:
         """``(model name, Reranker options)`` that rebuild the in-process model, for serialisation: a
-        given ``Reranker`` is described by its model name and the options it runs with."""
+        given ``Reranker`` is described by its model name and :meth:`crossrank.Reranker.config` (every
+        option it was built with; the backend and dtype as asked for, so ``auto`` chooses again)."""
         if self.url is not None:
             return None, {}
         if self.model is not None:
             return self.model, dict(self._options)
-        info = self._reranker.info()
-        options = {name: info[name] for name in RERANKER_OPTIONS}
-        options["backend"] = info["backend"] if info["backend"] in ("torch", "onnx") else "auto"
-        return self._reranker.model.name, options
-
-
-# Reranker(...) arguments that info() reports (and so a given Reranker serialises with)
-RERANKER_OPTIONS = (
-    "dtype",
-    "max_length",
-    "query_max_length",
-    "batch_size",
-    "max_batch_tokens",
-    "window",
-    "stride",
-    "max_windows",
-    "aggregate",
-)
+        return self._reranker.model.name, self._reranker.config()

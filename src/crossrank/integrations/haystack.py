@@ -32,7 +32,8 @@ class CrossrankRanker:
     Args:
         model: a :class:`crossrank.Reranker` or a model name/folder (default ``"embedded"``); loaded by
             :meth:`warm_up` (or the first run). A given ``Reranker`` serialises as its model name and
-            the options it runs with.
+            every option it was built with (:meth:`crossrank.Reranker.config`: the backend and dtype as
+            asked for, so ``auto`` chooses again where the pipeline is loaded).
         url: base URL of a ``crossrank serve`` to score remotely instead.
         api_key: that server's key as a Haystack ``Secret`` (default: the ``CROSSRANK_API_KEY`` variable,
             if set); serialised as the variable's name, never its value.

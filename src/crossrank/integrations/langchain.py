@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from ..errors import optional_import
-from ._core import DEFAULT_TIMEOUT, Scorer, component_scorer, document_text
+from ._core import DEFAULT_TIMEOUT, Scorer, component_scorer, document_text, dumped_model_field
 
 _compressor = optional_import("langchain_core.documents.compressor", "langchain")
 _documents = optional_import("langchain_core.documents", "langchain")
@@ -31,9 +31,12 @@ class CrossrankRerank(_compressor.BaseDocumentCompressor):
     winning window: ``page_content[start:end]``, its ``index`` of ``count``, ``truncated``).
 
     Args:
-        reranker: a :class:`crossrank.Reranker` or a model name/folder (default ``"embedded"``).
+        reranker: a :class:`crossrank.Reranker` or a model name/folder (default ``"embedded"``). A given
+            ``Reranker`` is dumped as its model name, with the options it was built with as
+            ``reranker_options`` (as Haystack's ``to_dict`` does), so a dump loads the same reranker.
         url: base URL of a ``crossrank serve`` to score remotely instead (``reranker`` is then unused).
-        api_key: that server's API key.
+        api_key: that server's API key, held as a pydantic ``SecretStr`` and left out of dumps
+            (``model_dump()``): give it again to a component loaded from a dump.
         top_n: documents kept at most (``None``: all); 3 by default, like LangChain's other rerankers.
         threshold: drop documents scoring below a number in [0, 1], or ``"dynamic"`` (σ rule).
         timeout: seconds per HTTP request (remote only).
@@ -44,7 +47,7 @@ class CrossrankRerank(_compressor.BaseDocumentCompressor):
 
     reranker: Any = None
     url: str | None = None
-    api_key: str | None = _pydantic.Field(default=None, repr=False)
+    api_key: _pydantic.SecretStr | None = _pydantic.Field(default=None, repr=False, exclude=True)
     top_n: int | None = 3
     threshold: float | str | None = None
     timeout: float = DEFAULT_TIMEOUT
@@ -54,6 +57,10 @@ class CrossrankRerank(_compressor.BaseDocumentCompressor):
 
     def model_post_init(self, context: Any, /) -> None:
         self._scorer = component_scorer(self)
+
+    @_pydantic.field_serializer("reranker", "reranker_options")
+    def _dump_model(self, value: Any, info: Any) -> Any:
+        return dumped_model_field(self._scorer, info.field_name)
 
     def _texts(self, documents: Sequence[Document]) -> list[str]:
         return [document_text(d.page_content, f"documents[{i}]") for i, d in enumerate(documents)]

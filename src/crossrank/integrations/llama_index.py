@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..errors import InvalidInputError, optional_import
-from ._core import DEFAULT_TIMEOUT, Scorer, component_scorer, document_text
+from ._core import DEFAULT_TIMEOUT, Scorer, component_scorer, document_text, dumped_model_field
 
 _postprocessor = optional_import("llama_index.core.postprocessor.types", "llamaindex")
 _schema = optional_import("llama_index.core.schema", "llamaindex")
@@ -28,9 +28,12 @@ class CrossrankRerank(_postprocessor.BaseNodePostprocessor):
     embeddings.
 
     Args:
-        reranker: a :class:`crossrank.Reranker` or a model name/folder (default ``"embedded"``).
+        reranker: a :class:`crossrank.Reranker` or a model name/folder (default ``"embedded"``). A given
+            ``Reranker`` is dumped as its model name, with the options it was built with as
+            ``reranker_options`` (as Haystack's ``to_dict`` does), so a dump loads the same reranker.
         url: base URL of a ``crossrank serve`` to score remotely instead.
-        api_key: that server's API key.
+        api_key: that server's API key, held as a pydantic ``SecretStr`` and left out of dumps
+            (``model_dump()``, ``to_dict()``, ``to_json()``): give it again to a component loaded from a dump.
         top_n: nodes kept at most (``None``: all); 2 by default, like LlamaIndex's other rerankers.
         threshold: drop nodes scoring below a number in [0, 1], or ``"dynamic"`` (σ rule).
         metadata_mode: what is scored: the node text alone (``NONE``, default: window offsets index
@@ -43,7 +46,7 @@ class CrossrankRerank(_postprocessor.BaseNodePostprocessor):
 
     reranker: Any = None
     url: str | None = None
-    api_key: str | None = _pydantic.Field(default=None, repr=False)
+    api_key: _pydantic.SecretStr | None = _pydantic.Field(default=None, repr=False, exclude=True)
     top_n: int | None = 2
     threshold: float | str | None = None
     metadata_mode: Any = MetadataMode.NONE
@@ -54,6 +57,10 @@ class CrossrankRerank(_postprocessor.BaseNodePostprocessor):
 
     def model_post_init(self, context: Any, /) -> None:
         self._scorer = component_scorer(self)
+
+    @_pydantic.field_serializer("reranker", "reranker_options")
+    def _dump_model(self, value: Any, info: Any) -> Any:
+        return dumped_model_field(self._scorer, info.field_name)
 
     @classmethod
     def class_name(cls) -> str:

@@ -45,6 +45,7 @@ def main() -> None:
         if args.llm_base_url:
             print(chat(messages, base_url=args.llm_base_url, model=args.llm_model))
         else:
+            print("No LLM configured (pass --llm-base-url); the prompt it would be sent:\n")
             print(messages[1]["content"])
 
 

@@ -58,7 +58,8 @@ def build_messages(
             else f"[{cite.number}] ({cite.source})"
         )
         blocks.append(f"{header}\n{hit.chunk.text[:max_chars_per_passage]}")
-    context = "\n\n".join(blocks) if blocks else "(no passages were retrieved)"
+    # An empty list means nothing passed the first stage and the rerank cut-offs (top_n, threshold).
+    context = "\n\n".join(blocks) if blocks else "(no passage was found relevant to the question)"
     user = f"Context passages:\n\n{context}\n\nQuestion: {question}"
     return [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": user}]
 

@@ -133,3 +133,8 @@ def test_a_multi_label_classifier_is_refused(tmp_path, tiny_xlmr_dir):
 def test_all_errors_share_one_base_class():
     assert issubclass(InputTooLargeError, CrossrankError)
     assert issubclass(ModelNotFoundError, LookupError)
+
+
+def test_an_invisible_query_is_refused(reranker):
+    with pytest.raises(InvalidInputError, match="the query '\\\\u200b' has no text the model can read"):
+        reranker.rerank("\u200b", ["a document"])

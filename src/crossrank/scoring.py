@@ -221,7 +221,7 @@ class ScoringEngine:
 
     def _features(self, pairs: list[tuple[str, str]], opts: ScoreOptions, encoded=None):
         tok = self.tokenizer
-        queries = {q: tok.encode_query(q, opts.query_max_length) for q in dict.fromkeys(q for q, _ in pairs)}
+        queries = {q: self._query_ids(q, opts) for q in dict.fromkeys(q for q, _ in pairs)}
         if encoded is None:
             encoded = tok.encode([d for _, d in pairs])
         features: list[_Feature] = []
@@ -235,6 +235,15 @@ class ScoringEngine:
                 ids, types = tok.build(q_ids, doc.ids[start:end])
                 features.append(_Feature(i, w, ids, types))
         return features, layouts, encoded
+
+    def _query_ids(self, query: str, opts: ScoreOptions) -> tuple[int, ...]:
+        ids = self.tokenizer.encode_query(query, opts.query_max_length)
+        if not ids:  # only zero-width or control characters: the model would see no query at all
+            raise InvalidInputError(
+                f"the query {query!r:.40} has no text the model can read (only invisible or control "
+                "characters); pass non-blank text"
+            )
+        return ids
 
     def _windows(self, q_ids: Sequence[int], doc: EncodedText, opts: ScoreOptions):
         """The windows of one document beside this query (``plan_windows``' ranges and truncated flag)."""
@@ -250,9 +259,11 @@ class ScoringEngine:
     ) -> int:
         """Tokens the model reads to score the documents ``encoded`` (``self.tokenizer.encode``) against
         ``query``: every window counts, each with the query and the template's special tokens, exactly
-        as :meth:`score_pairs` builds them. What the server reports as usage and budgets batches by."""
+        as :meth:`score_pairs` builds them. What the server reports as usage and budgets batches by. Raises
+        :class:`InvalidInputError` where :meth:`score_pairs` would (a text with no token the model reads)."""
         opts = self.check_options(options) if options is not None else self.options
-        q_ids = self.tokenizer.encode_query(query, opts.query_max_length)
+        check_readable(encoded)
+        q_ids = self._query_ids(query, opts)
         fixed = len(q_ids) + self.tokenizer.template.n_special
         return sum(
             fixed + end - start for doc in encoded for start, end in self._windows(q_ids, doc, opts)[0]

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from ..errors import InputTooLargeError, InvalidInputError
 from ..reranker import Reranker, rank
-from ..scoring import ScoreOptions, check_readable, check_text
+from ..scoring import ScoreOptions, check_text
 from ..thresholds import resolve_threshold, sigmoid
 from ..types import RerankResult
 from .batcher import Batcher, Job, UnavailableError
@@ -86,7 +86,7 @@ class RerankService:
         again."""
         engine = self.reranker.engine
         documents = engine.tokenizer.encode(job.texts)
-        check_readable(documents)  # here, not in the shared batch, where it would fail other requests
+        # model_tokens refuses unreadable texts here, not in the shared batch, where they would fail others
         return engine.model_tokens(job.query, documents, options), documents
 
     async def run(self, job: RerankJob, disconnected: Callable[[], Awaitable]) -> Outcome:

@@ -138,3 +138,11 @@ def test_all_errors_share_one_base_class():
 def test_an_invisible_query_is_refused(reranker):
     with pytest.raises(InvalidInputError, match="the query '\\\\u200b' has no text the model can read"):
         reranker.rerank("\u200b", ["a document"])
+
+
+def test_device_auto_means_the_default_device():
+    """'auto' is the same as None (CUDA when available), so the CPU rules of backend='auto' apply to it."""
+    from crossrank.backends.base import check_device
+
+    assert check_device("auto") is None and check_device(None) is None
+    assert check_device("cpu") == "cpu" and check_device("cuda:1") == "cuda:1"

@@ -174,3 +174,32 @@ def test_seed_demo_one_is_the_four_lines_of_flagembedding_usage():
     assert 'FlagReranker("embedded", use_fp16=True)' in code[1]
     assert "compute_score([[" in code[2] and code[2].count('["what is panda?"') == 2
     assert code[3] == "print(score)"
+
+
+def test_an_unwritable_cache_is_a_clear_error_or_the_reference(tmp_path, tiny_xlmr_dir, monkeypatch):
+    """A cache folder that cannot be created: backend='auto' runs the exact reference without
+    preparing, and a backend that needs the cache says which folder and how to fix it (no traceback)."""
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder", encoding="utf-8")
+    monkeypatch.setenv("CROSSRANK_HOME", str(blocker / "home"))  # mkdir fails here, even as root
+    monkeypatch.setenv("CROSSRANK_AUTO_PREPARE", "1")
+    docs = tmp_path / "docs.txt"
+    docs.write_text("a panda eats bamboo\nParis is in France\n", encoding="utf-8")
+    model = ("--model", str(tiny_xlmr_dir))
+    auto = crossrank("rerank", "-q", "panda", "-d", str(docs), *model, "-v", "--json")
+    assert auto.returncode == 0, auto.stderr
+    assert "torch fp32: the exact reference" in auto.stderr and "not gated yet: Not a directory" in auto.stderr
+    onnx = crossrank("rerank", "-q", "panda", "-d", str(docs), *model, "--backend", "onnx")
+    assert onnx.returncode == 2 and "Traceback" not in onnx.stderr
+    assert "set CROSSRANK_HOME to a writable folder" in onnx.stderr
+
+
+@pytest.mark.slow
+def test_models_build_prepares_a_local_folder(tmp_path, tiny_xlmr_dir, monkeypatch):
+    """`models build FOLDER --force` gates a local model's CPU backends again (what a timed-out
+    preparation's message tells the user to run)."""
+    monkeypatch.setenv("CROSSRANK_HOME", str(tmp_path / "home"))
+    result = crossrank("models", "build", str(tiny_xlmr_dir), "--force", timeout=900)
+    assert result.returncode == 0, result.stderr
+    assert f"{tiny_xlmr_dir}: CPU backend " in result.stdout
+    assert f"{tiny_xlmr_dir}: CPU fp32 backend (FlagReranker) " in result.stdout

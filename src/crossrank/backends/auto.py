@@ -48,7 +48,7 @@ logger = logging.getLogger(__name__)
 VERDICT_FORMAT = 1  # bump when the verdict file's layout or the gating procedure changes
 PREPARE_ENV = "CROSSRANK_AUTO_PREPARE"
 # Seconds one candidate's preparation may take before it is stopped and recorded as failed (bounded
-# preparation; `crossrank models build --force` tries again).
+# preparation; `crossrank models build --force MODEL` tries again).
 PREPARE_TIMEOUT_ENV, PREPARE_TIMEOUT_S = "CROSSRANK_AUTO_PREPARE_TIMEOUT", 1800
 # CPU flags that decide which kernels (and so which candidate order and numerics) a machine gets.
 CPU_FLAGS = (
@@ -147,7 +147,8 @@ def prepare_isolated(engine: str, model_dir: Path, dtype: str) -> None:
         )
     except subprocess.TimeoutExpired:
         raise BackendError(
-            f"stopped after {timeout:.0f}s (${PREPARE_TIMEOUT_ENV}); crossrank models build --force retries"
+            f"stopped after {timeout:.0f}s (${PREPARE_TIMEOUT_ENV}); "
+            "crossrank models build --force MODEL retries"
         ) from None
     if proc.returncode != 0:
         lines = [x[len(_ERROR):] for x in proc.stdout.splitlines() if x.startswith(_ERROR)]
@@ -461,6 +462,7 @@ class _Chooser:
         self.model_dir, self.key, self.order, self.prepare = model_dir, key, order, prepare
         self.skipped: list[str] = []
         self.state: dict = {}
+        self.unprepared = f"not gated yet ({PREPARE_ENV}=0)"  # why a candidate without a verdict is skipped
 
     def run(self) -> Choice:
         from ..fsutil import file_lock
@@ -468,10 +470,15 @@ class _Chooser:
         self.state = self._current_state(read_verdicts(self.model_dir))
         if self.prepare and self._needs_gating():
             lock = verdict_file(self.model_dir).with_suffix(".lock")
-            lock.parent.mkdir(parents=True, exist_ok=True)
-            with file_lock(lock):  # one process prepares; the others then find its verdicts
-                self.state = self._current_state(read_verdicts(self.model_dir))
-                return self._walk()
+            try:
+                lock.parent.mkdir(parents=True, exist_ok=True)
+                with file_lock(lock):  # one process prepares; the others then find its verdicts
+                    self.state = self._current_state(read_verdicts(self.model_dir))
+                    return self._walk()
+            except OSError as exc:  # a read-only or full cache: run what needs no preparation
+                logger.warning("auto: cannot prepare in %s (%s); not preparing", lock.parent, exc)
+                self.prepare = False
+                self.unprepared = f"not gated yet: {exc.strerror or exc}: {lock.parent}"
         return self._walk()
 
     def _current_state(self, state: dict) -> dict:
@@ -520,7 +527,7 @@ class _Chooser:
             backend = None
             if verdict is None:
                 if not self.prepare:
-                    self._skip(name, f"not gated yet ({PREPARE_ENV}=0)")
+                    self._skip(name, self.unprepared)
                     continue
                 verdict, backend = self._gate(spec, dtype)
             if not verdict["passed"]:

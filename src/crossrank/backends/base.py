@@ -15,10 +15,11 @@ from ..errors import InvalidInputError
 
 
 def check_device(device) -> str | None:
-    """``device`` if it names a device crossrank can run on: ``None``/``"auto"`` (CUDA when available),
-    ``"cpu"``, ``"cuda"`` or ``"cuda:N"``; anything else is an :class:`InvalidInputError` saying so."""
+    """``device`` if it names a device crossrank can run on: ``"cpu"``, ``"cuda"`` or ``"cuda:N"``, or
+    ``None`` (CUDA when available; ``"auto"`` is the same and becomes ``None``, so every rule that
+    depends on the device sees one spelling); anything else is an :class:`InvalidInputError` saying so."""
     if device is None or device == "auto":
-        return None if device is None else device
+        return None
     if isinstance(device, str):
         kind, colon, index = device.partition(":")
         if device == "cpu" or (kind == "cuda" and (not colon or index.isdigit())):

@@ -49,6 +49,21 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except BrokenPipeError:  # e.g. `crossrank rerank ... | head`
         return 0
+    except OSError as exc:  # the file system refused: a read-only cache, a full disk, a missing folder
+        print(f"crossrank: error: {describe_os_error(exc)}", file=sys.stderr)  # noqa: T201
+        return 2
+
+
+def describe_os_error(exc: OSError) -> str:
+    """What the file system refused, and how to fix it when the place is crossrank's own cache."""
+    from ..models.build import crossrank_home
+
+    where = f" {exc.filename}" if exc.filename else ""
+    message = f"{exc.strerror or exc}:{where}"
+    home = str(crossrank_home())
+    if exc.filename and str(exc.filename).startswith(home):
+        message += f" (crossrank's cache {home}; set CROSSRANK_HOME to a writable folder with free space)"
+    return message
 
 
 if __name__ == "__main__":

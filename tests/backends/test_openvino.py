@@ -256,3 +256,23 @@ def test_gate_on_the_embedded_model(embedded_gate, dtype):
         assert 0.96 <= result.spearman_mean < 0.995 and result.top1_agreement >= 0.9, result
     else:
         assert result.passed, result
+
+
+def test_truncated_cached_ir_is_converted_again_and_a_truncated_export_refused(tiny_bert_dir, tmp_path, home):
+    source = shutil.copytree(tiny_bert_dir, tmp_path / "model")
+    first = ensure_ir(source, "fp32", progress=False)
+    size = (first / "model.bin").stat().st_size
+    assert read_manifest(first)["files"]["model.bin"] == size
+    with (first / "model.bin").open("r+b") as fh:
+        fh.truncate(size // 2)
+    assert ovb.cached_ir(source, "fp32") is None  # never loaded as it is
+    backend = OpenVINOBackend(source, dtype="fp32", progress=False)  # converted again
+    assert backend.ir_dir == first and (first / "model.bin").stat().st_size == size
+
+    out = shutil.copytree(first, tmp_path / "exp")
+    with (out / "model.bin").open("r+b") as fh:
+        fh.truncate(size // 2)
+    with pytest.raises(BackendError, match="stale or damaged.*model.bin is"):
+        OpenVINOBackend(out)
+    assert ensure_ir(source, "fp32", out=out, progress=False) == out  # `crossrank export --out` rebuilds it
+    assert (out / "model.bin").stat().st_size == size

@@ -89,6 +89,33 @@ def write_manifest(folder: Path, manifest: dict, name: str) -> None:
     write_text_atomic(folder / name, json.dumps(manifest, indent=2, sort_keys=True) + "\n")
 
 
+def file_sizes(folder: Path, manifest_name: str) -> dict[str, int]:
+    """The size in bytes of every file in an artifact folder but its manifest, recorded in the manifest
+    when the folder is written (see :func:`size_problems`)."""
+    files = sorted(p for p in folder.iterdir() if p.is_file() and p.name != manifest_name)
+    return {p.name: p.stat().st_size for p in files}
+
+
+def size_problems(folder: Path, manifest: dict) -> list[str]:
+    """What differs between the files in ``folder`` and the sizes its manifest recorded (``[]``: all
+    there, all the recorded size). A manifest without sizes (written by an older crossrank) is a problem:
+    the folder is rebuilt once. Only sizes are compared, a ``stat`` per file, so checking a cached
+    artifact on every load stays cheap; a file damaged in place at the same size is not detected."""
+    sizes = manifest.get("files")
+    if not isinstance(sizes, dict) or not sizes:
+        return ["no file sizes recorded (written by an older crossrank)"]
+    problems = []
+    for name, size in sorted(sizes.items()):
+        try:
+            actual = (folder / name).stat().st_size
+        except OSError:
+            problems.append(f"{name} is missing")
+            continue
+        if actual != size:
+            problems.append(f"{name} is {actual} bytes, not the {size} written (truncated or replaced)")
+    return problems
+
+
 def copy_model_files(model_dir: Path, out: Path) -> None:
     for name in MODEL_FILES:
         if (model_dir / name).is_file():

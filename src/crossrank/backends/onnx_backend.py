@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import BackendError, InvalidInputError, optional_import
+from . import artifacts
 from .base import Batch
 from .onnx_export import (
     DEFAULT_OPSET,
@@ -81,6 +82,8 @@ def check_export_folder(folder: Path, dtype: str | None = None, opset: int = DEF
         problems.append("config.json differs from the one the export was made from")
     if not (folder / MODEL_FILE).is_file():
         problems.append(f"{MODEL_FILE} is missing")
+    elif manifest:
+        problems += artifacts.size_problems(folder, manifest)
     if problems:
         raise BackendError(
             f"the ONNX export in {folder} is stale or damaged: {'; '.join(problems)}. "

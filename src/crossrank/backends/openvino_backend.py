@@ -209,9 +209,16 @@ def ir_fingerprint(model_dir: Path, dtype: str, recipe: Int8Recipe = INT8_RECIPE
 
 
 def is_current(folder: Path, fingerprint: dict) -> bool:
-    """True when ``folder`` is a finished conversion built from exactly ``fingerprint``."""
+    """True when ``folder`` is a finished conversion built from exactly ``fingerprint``, its files all
+    there with the sizes written (a truncated ``model.bin`` makes it stale; see
+    :func:`.artifacts.size_problems`)."""
     manifest = read_manifest(folder)
-    return bool(manifest) and manifest.get("fingerprint") == fingerprint and (folder / MODEL_FILE).is_file()
+    return (
+        bool(manifest)
+        and manifest.get("fingerprint") == fingerprint
+        and (folder / MODEL_FILE).is_file()
+        and not artifacts.size_problems(folder, manifest)
+    )
 
 
 def cached_ir(model_dir: str | Path, dtype: str, recipe: Int8Recipe = INT8_RECIPE) -> Path | None:
@@ -255,7 +262,7 @@ def ensure_ir(
         for leftover in final.parent.glob(f".tmp-{final.name}.*"):  # from an interrupted conversion
             shutil.rmtree(leftover, ignore_errors=True)
         if final.exists() and read_manifest(final) is not None:
-            logger.warning("OpenVINO IR in %s is stale (source or converter changed); converting", final)
+            logger.warning("OpenVINO IR in %s is stale or damaged; converting", final)
         _convert_into(model_dir, final, fingerprint, dtype, recipe, progress)
     if out is None:
         prune_stale(model_dir, keep=final)
@@ -333,6 +340,7 @@ def _convert_into(
                 **timings,
                 "seconds": round(time.perf_counter() - start, 1),
                 "gate": None,
+                "files": artifacts.file_sizes(tmp, MANIFEST),
             },
         )
         tmp.chmod(0o755)
@@ -483,6 +491,8 @@ def check_ir_folder(folder: Path, dtype: str | None = None) -> dict:
         problems.append("config.json differs from the one the IR was made from")
     if not (folder / MODEL_FILE).is_file():
         problems.append(f"{MODEL_FILE} is missing")
+    elif manifest:
+        problems += artifacts.size_problems(folder, manifest)
     kind = manifest.get("dtype")
     again = f"crossrank export {manifest.get('source_path', 'MODEL')} --engine openvino"
     if problems:

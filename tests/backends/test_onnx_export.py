@@ -187,3 +187,35 @@ def test_truncated_cached_export_is_rebuilt_and_a_truncated_export_folder_refuse
     del manifest["files"]  # a manifest written before sizes were recorded: rebuilt once
     write_manifest(out, manifest)
     assert not onnx_export.is_current(out, manifest["fingerprint"])
+
+
+def test_an_edited_tokenizer_makes_the_export_stale(tiny_xlmr_dir, xlmr_fp32_out, tmp_path, home):
+    source = shutil.copytree(tiny_xlmr_dir, tmp_path / "model")
+    out = ensure_export(source, "fp32", out=tmp_path / "exp")
+    from tokenizers import Tokenizer  # what crossrank tokenizes with (tokenization.PairTokenizer)
+
+    def ids(folder):
+        return Tokenizer.from_file(str(folder / "tokenizer.json")).encode("Paris is in France.").ids
+
+    before = ids(source)
+    tokenizer = json.loads((source / "tokenizer.json").read_text(encoding="utf-8"))
+    normalizers = [tokenizer["normalizer"]] if tokenizer.get("normalizer") else []
+    tokenizer["normalizer"] = {"type": "Sequence", "normalizers": [*normalizers, {"type": "Lowercase"}]}
+    (source / "tokenizer.json").write_text(json.dumps(tokenizer), encoding="utf-8")
+    assert ids(source) != before  # the edit changes what the model reads
+
+    assert onnx_export.cached_export(source, "fp32") is None
+    assert ensure_export(source, "fp32", out=out) == out  # exported again, with the new tokenizer
+    assert (
+        json.loads((out / "tokenizer.json").read_text(encoding="utf-8"))["normalizer"]
+        == tokenizer["normalizer"]
+    )
+    assert ids(out) == ids(source)
+    scores = Reranker(out, backend="onnx").compute_score(PAIRS)
+    torch_scores = Reranker(source, backend="torch", dtype="fp32").compute_score(PAIRS)
+    assert np.abs(np.subtract(scores, torch_scores)).max() <= EXACT
+
+    edited = shutil.copytree(xlmr_fp32_out, tmp_path / "edited")  # a tokenizer edited in the export
+    (edited / "tokenizer.json").write_text(json.dumps(tokenizer), encoding="utf-8")
+    with pytest.raises(BackendError, match="tokenizer.json differs"):
+        OnnxBackend(edited)

@@ -1,8 +1,9 @@
 """Converted-model artifacts (ONNX exports, OpenVINO IR) cached under a fingerprint of what they came from.
 
-Shared by :mod:`.onnx_export` and :mod:`.openvino_backend`: the source fingerprint (config.json and every
-weights file), the cache key derived from a full fingerprint, the JSON manifest each artifact folder
-carries, and the model files copied beside the converted graph so the folder is itself a model folder.
+Shared by :mod:`.onnx_export` and :mod:`.openvino_backend`: the source fingerprint (config.json, every
+weights file and the tokenizer files), the cache key derived from a full fingerprint, the JSON manifest
+each artifact folder carries (with the size of each file written), and the model files copied beside the
+converted graph so the folder is itself a model folder.
 """
 
 from __future__ import annotations
@@ -48,7 +49,9 @@ def weight_files(model_dir: Path) -> list[Path]:
 
 
 def source_fingerprint(model_dir: Path) -> dict:
-    """What a conversion depends on in the source folder: config.json (whole) and every weights file."""
+    """What a conversion depends on in the source folder: config.json (whole), every weights file, and the
+    other :data:`MODEL_FILES` (tokenizer files, crossrank.json: copied into the artifact folder and used
+    when it is loaded; small, so hashed whole)."""
     config = model_dir / "config.json"
     if not config.is_file():
         raise BackendError(f"{model_dir} has no config.json; it is not a Hugging Face model folder")
@@ -58,6 +61,11 @@ def source_fingerprint(model_dir: Path) -> dict:
     return {
         "config_sha256": sha256(config.read_bytes()),
         "weights": {p.name: file_signature(p) for p in weights},
+        "model_files_sha256": {
+            name: sha256((model_dir / name).read_bytes())
+            for name in MODEL_FILES
+            if name != "config.json" and (model_dir / name).is_file()
+        },
     }
 
 
@@ -114,6 +122,17 @@ def size_problems(folder: Path, manifest: dict) -> list[str]:
         if actual != size:
             problems.append(f"{name} is {actual} bytes, not the {size} written (truncated or replaced)")
     return problems
+
+
+def changed_model_files(folder: Path, source: dict) -> list[str]:
+    """The copied :data:`MODEL_FILES` in an artifact folder whose bytes differ from the source's, as its
+    fingerprint ``source`` recorded them (config.json and, when recorded, the tokenizer files)."""
+    recorded = {"config.json": source.get("config_sha256"), **(source.get("model_files_sha256") or {})}
+    return [
+        name
+        for name, digest in recorded.items()
+        if (folder / name).is_file() and sha256((folder / name).read_bytes()) != digest
+    ]
 
 
 def copy_model_files(model_dir: Path, out: Path) -> None:

@@ -56,8 +56,6 @@ def gate_passed(folder: Path | None) -> bool:
 
 def check_export_folder(folder: Path, dtype: str | None = None, opset: int = DEFAULT_OPSET) -> dict:
     """Validate a ``crossrank export`` folder against this crossrank; return its manifest."""
-    import hashlib
-
     import onnxruntime
 
     from .. import __version__
@@ -75,11 +73,8 @@ def check_export_folder(folder: Path, dtype: str | None = None, opset: int = DEF
         for k, v in expected.items()
         if fingerprint.get(k) != v
     ]
-    config = folder / "config.json"
-    if config.is_file() and hashlib.sha256(config.read_bytes()).hexdigest() != fingerprint.get(
-        "source", {}
-    ).get("config_sha256"):
-        problems.append("config.json differs from the one the export was made from")
+    for name in artifacts.changed_model_files(folder, fingerprint.get("source") or {}):
+        problems.append(f"{name} differs from the one the export was made from")
     if not (folder / MODEL_FILE).is_file():
         problems.append(f"{MODEL_FILE} is missing")
     elif manifest:

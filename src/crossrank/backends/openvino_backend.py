@@ -486,9 +486,8 @@ def check_ir_folder(folder: Path, dtype: str | None = None) -> dict:
         for k, v in expected.items()
         if fingerprint.get(k) != v
     ]
-    config = folder / "config.json"
-    if config.is_file() and sha256(config.read_bytes()) != fingerprint.get("source", {}).get("config_sha256"):
-        problems.append("config.json differs from the one the IR was made from")
+    for name in artifacts.changed_model_files(folder, fingerprint.get("source") or {}):
+        problems.append(f"{name} differs from the one the IR was made from")
     if not (folder / MODEL_FILE).is_file():
         problems.append(f"{MODEL_FILE} is missing")
     elif manifest:

@@ -219,3 +219,22 @@ def test_an_edited_tokenizer_makes_the_export_stale(tiny_xlmr_dir, xlmr_fp32_out
     (edited / "tokenizer.json").write_text(json.dumps(tokenizer), encoding="utf-8")
     with pytest.raises(BackendError, match="tokenizer.json differs"):
         OnnxBackend(edited)
+
+
+def test_an_export_folder_with_another_opset_loads(tiny_bert_dir, tmp_path, capsys, home):
+    from crossrank.cli.main import main
+
+    out = tmp_path / "opset18"
+    assert main(["export", str(tiny_bert_dir), "--opset", "18", "--out", str(out)]) == 0
+    capsys.readouterr()
+    assert read_manifest(out)["fingerprint"]["opset"] == 18
+    scores = Reranker(out, backend="onnx").compute_score(PAIRS)
+    torch_scores = Reranker(tiny_bert_dir, backend="torch", dtype="fp32").compute_score(PAIRS)
+    assert np.abs(np.subtract(scores, torch_scores)).max() <= EXACT
+    with pytest.raises(BackendError, match="opset=18"):  # asked for another opset explicitly
+        OnnxBackend(out, opset=17)
+    manifest = read_manifest(out)
+    manifest["fingerprint"]["crossrank"] = "0.0.1"
+    write_manifest(out, manifest)
+    with pytest.raises(BackendError, match="--out .* --opset 18"):  # the fix keeps the opset
+        OnnxBackend(out)

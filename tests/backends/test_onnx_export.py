@@ -238,3 +238,38 @@ def test_an_export_folder_with_another_opset_loads(tiny_bert_dir, tmp_path, caps
     write_manifest(out, manifest)
     with pytest.raises(BackendError, match="--out .* --opset 18"):  # the fix keeps the opset
         OnnxBackend(out)
+
+
+def test_export_mistakes_are_crossrank_errors(tiny_bert_dir, xlmr_fp32_out, tmp_path, capsys, home):
+    from crossrank.cli.main import main
+
+    afile = tmp_path / "afile"
+    afile.write_text("not a folder")
+    assert main(["export", str(tiny_bert_dir), "--out", str(afile)]) != 0
+    assert "is a file, not a folder" in capsys.readouterr().err
+    assert main(["export", str(tiny_bert_dir), "--out", str(afile / "sub")]) != 0
+    assert "is a file, not a folder" in capsys.readouterr().err
+
+    def no_export(*args, **kwargs):
+        raise AssertionError("exported before checking the --gate file")
+
+    import crossrank.backends.onnx_export as module
+
+    original, module._export_into = module._export_into, no_export
+    try:
+        out = tmp_path / "gated"
+        assert main(["export", str(tiny_bert_dir), "--output", str(out), "--gate", "/nonexistent.tsv"]) != 0
+    finally:
+        module._export_into = original
+    assert "/nonexistent.tsv" in capsys.readouterr().err and not out.exists()
+
+    out = tmp_path / "alias"
+    assert main(["export", str(tiny_bert_dir), "--output", str(out)]) == 0  # --output: as in other commands
+    assert json.loads(capsys.readouterr().out)["export"] == str(out)
+
+
+def test_a_model_that_cannot_be_loaded_is_a_backend_error(tiny_bert_dir, tmp_path, home):
+    broken = shutil.copytree(tiny_bert_dir, tmp_path / "broken")
+    (broken / "model.safetensors").write_bytes(b"not safetensors")
+    with pytest.raises(BackendError, match="could not load the model"):
+        ensure_export(broken, "fp32")

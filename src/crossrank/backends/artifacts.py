@@ -44,14 +44,39 @@ def file_signature(path: Path) -> dict:
     return {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "sample_sha256": sha256(head + tail)}
 
 
+# The manifests of crossrank's artifact folders, with what reads them: such a folder is no export source.
+ARTIFACT_MANIFESTS = {
+    "crossrank-onnx.json": "an ONNX export (backend='onnx')",
+    "crossrank-openvino.json": "an OpenVINO IR (backend='openvino')",
+}
+
+
 def weight_files(model_dir: Path) -> list[Path]:
-    return sorted(p for p in model_dir.iterdir() if p.suffix in WEIGHT_SUFFIXES and p.is_file())
+    """The torch weights of a model folder; an OpenVINO IR's ``model.bin`` (beside ``model.xml``) is not."""
+    return sorted(
+        p
+        for p in model_dir.iterdir()
+        if p.suffix in WEIGHT_SUFFIXES and p.is_file() and not p.with_suffix(".xml").is_file()
+    )
+
+
+def check_out_folder(folder: Path) -> None:
+    """Refuse an output path that is a file (rather than failing half-way with ``NotADirectoryError``)."""
+    for path in (folder, *folder.parents):
+        if path.exists() and not path.is_dir():
+            raise BackendError(f"{path} is a file, not a folder; choose a new or empty folder for --out")
 
 
 def source_fingerprint(model_dir: Path) -> dict:
     """What a conversion depends on in the source folder: config.json (whole), every weights file, and the
     other :data:`MODEL_FILES` (tokenizer files, crossrank.json: copied into the artifact folder and used
     when it is loaded; small, so hashed whole)."""
+    for name, what in ARTIFACT_MANIFESTS.items():
+        if (model_dir / name).is_file():
+            raise BackendError(
+                f"{model_dir} holds {what}, not a model to convert; run it with that backend, or "
+                "convert the source model folder it was made from"
+            )
     config = model_dir / "config.json"
     if not config.is_file():
         raise BackendError(f"{model_dir} has no config.json; it is not a Hugging Face model folder")

@@ -102,6 +102,7 @@ def ensure_export(
     model_dir = Path(model_dir).resolve()
     fingerprint = export_fingerprint(model_dir, dtype, opset)
     final = Path(out).resolve() if out else onnx_home() / cache_key(fingerprint)
+    artifacts.check_out_folder(final)
     if is_current(final, fingerprint):
         logger.info("reusing ONNX export %s", final)
         return final
@@ -194,9 +195,12 @@ def _torch_export(model_dir: Path, path: Path, inputs: list[str], opset: int) ->
     import torch
     from transformers import AutoModelForSequenceClassification
 
-    model = AutoModelForSequenceClassification.from_pretrained(
-        str(model_dir), dtype=torch.float32, attn_implementation="eager"
-    ).eval()
+    try:
+        model = AutoModelForSequenceClassification.from_pretrained(
+            str(model_dir), dtype=torch.float32, attn_implementation="eager"
+        ).eval()
+    except Exception as exc:  # transformers (OSError, ValueError) and safetensors raise their own types
+        raise BackendError(f"could not load the model in {model_dir}: {exc}") from exc
 
     class LogitsOnly(torch.nn.Module):
         def __init__(self, inner):

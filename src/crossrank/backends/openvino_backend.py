@@ -248,6 +248,7 @@ def ensure_ir(
     model_dir = Path(model_dir).resolve()
     fingerprint = ir_fingerprint(model_dir, dtype, recipe)
     final = Path(out).resolve() if out else openvino_home() / cache_key(fingerprint)
+    artifacts.check_out_folder(final)
     if is_current(final, fingerprint):
         logger.info("reusing OpenVINO IR %s", final)
         return final
@@ -359,7 +360,7 @@ def convert(model_dir: Path, inputs: Sequence[str]):
     ov = _ov()
     try:
         model = AutoModelForSequenceClassification.from_pretrained(str(model_dir), dtype=torch.float32).eval()
-    except (OSError, ValueError) as exc:
+    except Exception as exc:  # transformers (OSError, ValueError) and safetensors raise their own types
         raise BackendError(f"could not load the model in {model_dir}: {exc}") from exc
 
     class LogitsOnly(torch.nn.Module):

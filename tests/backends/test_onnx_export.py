@@ -161,3 +161,115 @@ def test_export_command(tiny_bert_dir, tmp_path, capsys, shared_data, home):
     assert gate["n_queries"] == 3 and code == (0 if gate["passed"] else 1)
     if summary["torch_bf16_gate"] is not None:  # CPUs with native bf16 also gate torch bf16 for auto
         assert list((home / "gates").glob("*-torch-bf16.json"))
+
+
+def test_truncated_cached_export_is_rebuilt_and_a_truncated_export_folder_refused(
+    tiny_bert_dir, tmp_path, home
+):
+    source = shutil.copytree(tiny_bert_dir, tmp_path / "model")
+    first = ensure_export(source, "fp32")
+    assert read_manifest(first)["files"]["model.onnx"] == (first / "model.onnx").stat().st_size
+    with (first / "model.onnx").open("r+b") as fh:
+        fh.truncate(1000)
+    assert onnx_export.cached_export(source, "fp32") is None  # never loaded as it is
+    backend = OnnxBackend(source, dtype="fp32")  # the cache exports it again
+    assert backend.export_dir == first and (first / "model.onnx").stat().st_size > 1000
+
+    out = shutil.copytree(first, tmp_path / "exp")
+    with (out / "model.onnx").open("r+b") as fh:
+        fh.truncate(1000)
+    with pytest.raises(BackendError, match="stale or damaged.*model.onnx is 1000 bytes"):
+        OnnxBackend(out)
+    assert ensure_export(source, "fp32", out=out) == out  # `crossrank export --out` rebuilds it
+    assert Reranker(out, backend="onnx").compute_score(PAIRS[:1])
+
+    manifest = read_manifest(out)
+    del manifest["files"]  # a manifest written before sizes were recorded: rebuilt once
+    write_manifest(out, manifest)
+    assert not onnx_export.is_current(out, manifest["fingerprint"])
+
+
+def test_an_edited_tokenizer_makes_the_export_stale(tiny_xlmr_dir, xlmr_fp32_out, tmp_path, home):
+    source = shutil.copytree(tiny_xlmr_dir, tmp_path / "model")
+    out = ensure_export(source, "fp32", out=tmp_path / "exp")
+    from tokenizers import Tokenizer  # what crossrank tokenizes with (tokenization.PairTokenizer)
+
+    def ids(folder):
+        return Tokenizer.from_file(str(folder / "tokenizer.json")).encode("Paris is in France.").ids
+
+    before = ids(source)
+    tokenizer = json.loads((source / "tokenizer.json").read_text(encoding="utf-8"))
+    normalizers = [tokenizer["normalizer"]] if tokenizer.get("normalizer") else []
+    tokenizer["normalizer"] = {"type": "Sequence", "normalizers": [*normalizers, {"type": "Lowercase"}]}
+    (source / "tokenizer.json").write_text(json.dumps(tokenizer), encoding="utf-8")
+    assert ids(source) != before  # the edit changes what the model reads
+
+    assert onnx_export.cached_export(source, "fp32") is None
+    assert ensure_export(source, "fp32", out=out) == out  # exported again, with the new tokenizer
+    assert (
+        json.loads((out / "tokenizer.json").read_text(encoding="utf-8"))["normalizer"]
+        == tokenizer["normalizer"]
+    )
+    assert ids(out) == ids(source)
+    scores = Reranker(out, backend="onnx").compute_score(PAIRS)
+    torch_scores = Reranker(source, backend="torch", dtype="fp32").compute_score(PAIRS)
+    assert np.abs(np.subtract(scores, torch_scores)).max() <= EXACT
+
+    edited = shutil.copytree(xlmr_fp32_out, tmp_path / "edited")  # a tokenizer edited in the export
+    (edited / "tokenizer.json").write_text(json.dumps(tokenizer), encoding="utf-8")
+    with pytest.raises(BackendError, match="tokenizer.json differs"):
+        OnnxBackend(edited)
+
+
+def test_an_export_folder_with_another_opset_loads(tiny_bert_dir, tmp_path, capsys, home):
+    from crossrank.cli.main import main
+
+    out = tmp_path / "opset18"
+    assert main(["export", str(tiny_bert_dir), "--opset", "18", "--out", str(out)]) == 0
+    capsys.readouterr()
+    assert read_manifest(out)["fingerprint"]["opset"] == 18
+    scores = Reranker(out, backend="onnx").compute_score(PAIRS)
+    torch_scores = Reranker(tiny_bert_dir, backend="torch", dtype="fp32").compute_score(PAIRS)
+    assert np.abs(np.subtract(scores, torch_scores)).max() <= EXACT
+    with pytest.raises(BackendError, match="opset=18"):  # asked for another opset explicitly
+        OnnxBackend(out, opset=17)
+    manifest = read_manifest(out)
+    manifest["fingerprint"]["crossrank"] = "0.0.1"
+    write_manifest(out, manifest)
+    with pytest.raises(BackendError, match="--out .* --opset 18"):  # the fix keeps the opset
+        OnnxBackend(out)
+
+
+def test_export_mistakes_are_crossrank_errors(tiny_bert_dir, xlmr_fp32_out, tmp_path, capsys, home):
+    from crossrank.cli.main import main
+
+    afile = tmp_path / "afile"
+    afile.write_text("not a folder")
+    assert main(["export", str(tiny_bert_dir), "--out", str(afile)]) != 0
+    assert "is a file, not a folder" in capsys.readouterr().err
+    assert main(["export", str(tiny_bert_dir), "--out", str(afile / "sub")]) != 0
+    assert "is a file, not a folder" in capsys.readouterr().err
+
+    def no_export(*args, **kwargs):
+        raise AssertionError("exported before checking the --gate file")
+
+    import crossrank.backends.onnx_export as module
+
+    original, module._export_into = module._export_into, no_export
+    try:
+        out = tmp_path / "gated"
+        assert main(["export", str(tiny_bert_dir), "--output", str(out), "--gate", "/nonexistent.tsv"]) != 0
+    finally:
+        module._export_into = original
+    assert "/nonexistent.tsv" in capsys.readouterr().err and not out.exists()
+
+    out = tmp_path / "alias"
+    assert main(["export", str(tiny_bert_dir), "--output", str(out)]) == 0  # --output: as in other commands
+    assert json.loads(capsys.readouterr().out)["export"] == str(out)
+
+
+def test_a_model_that_cannot_be_loaded_is_a_backend_error(tiny_bert_dir, tmp_path, home):
+    broken = shutil.copytree(tiny_bert_dir, tmp_path / "broken")
+    (broken / "model.safetensors").write_bytes(b"not safetensors")
+    with pytest.raises(BackendError, match="could not load the model"):
+        ensure_export(broken, "fp32")

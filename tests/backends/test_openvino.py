@@ -159,7 +159,7 @@ def test_stale_or_damaged_export_folder_is_refused(xlmr_ir, tmp_path):
         OpenVINOBackend(xlmr_ir, dtype="int8")
 
 
-def test_bad_options_are_refused(xlmr_ir, tmp_path):
+def test_bad_options_are_refused(tiny_xlmr_dir, xlmr_ir, tmp_path):
     with pytest.raises(InvalidInputError, match="CPU"):
         OpenVINOBackend(xlmr_ir, device="cuda")
     with pytest.raises(InvalidInputError, match="fp32, bf16, int8"):
@@ -167,7 +167,7 @@ def test_bad_options_are_refused(xlmr_ir, tmp_path):
     (tmp_path / "mine").mkdir()
     (tmp_path / "mine" / "notes.txt").write_text("keep me")
     with pytest.raises(BackendError, match="not a crossrank OpenVINO conversion"):
-        ensure_ir(xlmr_ir, "fp32", out=tmp_path / "mine")
+        ensure_ir(tiny_xlmr_dir, "fp32", out=tmp_path / "mine")
     assert (tmp_path / "mine" / "notes.txt").is_file()
 
 
@@ -256,3 +256,36 @@ def test_gate_on_the_embedded_model(embedded_gate, dtype):
         assert 0.96 <= result.spearman_mean < 0.995 and result.top1_agreement >= 0.9, result
     else:
         assert result.passed, result
+
+
+def test_truncated_cached_ir_is_converted_again_and_a_truncated_export_refused(tiny_bert_dir, tmp_path, home):
+    source = shutil.copytree(tiny_bert_dir, tmp_path / "model")
+    first = ensure_ir(source, "fp32", progress=False)
+    size = (first / "model.bin").stat().st_size
+    assert read_manifest(first)["files"]["model.bin"] == size
+    with (first / "model.bin").open("r+b") as fh:
+        fh.truncate(size // 2)
+    assert ovb.cached_ir(source, "fp32") is None  # never loaded as it is
+    backend = OpenVINOBackend(source, dtype="fp32", progress=False)  # converted again
+    assert backend.ir_dir == first and (first / "model.bin").stat().st_size == size
+
+    out = shutil.copytree(first, tmp_path / "exp")
+    with (out / "model.bin").open("r+b") as fh:
+        fh.truncate(size // 2)
+    with pytest.raises(BackendError, match="stale or damaged.*model.bin is"):
+        OpenVINOBackend(out)
+    assert ensure_ir(source, "fp32", out=out, progress=False) == out  # `crossrank export --out` rebuilds it
+    assert (out / "model.bin").stat().st_size == size
+
+
+def test_an_openvino_folder_run_with_onnx_is_a_backend_error(tiny_xlmr_dir, xlmr_ir, tmp_path, capsys, home):
+    pytest.importorskip("onnxruntime")
+    from crossrank.backends.onnx_backend import OnnxBackend
+    from crossrank.cli.main import main
+
+    with pytest.raises(BackendError, match="holds an OpenVINO IR"):  # its model.bin is no torch weights
+        OnnxBackend(xlmr_ir)
+    afile = tmp_path / "afile"
+    afile.write_text("not a folder")
+    assert main(["export", str(tiny_xlmr_dir), "--engine", "openvino", "--out", str(afile)]) != 0
+    assert "is a file, not a folder" in capsys.readouterr().err

@@ -1,8 +1,9 @@
 """Converted-model artifacts (ONNX exports, OpenVINO IR) cached under a fingerprint of what they came from.
 
-Shared by :mod:`.onnx_export` and :mod:`.openvino_backend`: the source fingerprint (config.json and every
-weights file), the cache key derived from a full fingerprint, the JSON manifest each artifact folder
-carries, and the model files copied beside the converted graph so the folder is itself a model folder.
+Shared by :mod:`.onnx_export` and :mod:`.openvino_backend`: the source fingerprint (config.json, every
+weights file and the tokenizer files), the cache key derived from a full fingerprint, the JSON manifest
+each artifact folder carries (with the size of each file written), and the model files copied beside the
+converted graph so the folder is itself a model folder.
 """
 
 from __future__ import annotations
@@ -43,12 +44,39 @@ def file_signature(path: Path) -> dict:
     return {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "sample_sha256": sha256(head + tail)}
 
 
+# The manifests of crossrank's artifact folders, with what reads them: such a folder is no export source.
+ARTIFACT_MANIFESTS = {
+    "crossrank-onnx.json": "an ONNX export (backend='onnx')",
+    "crossrank-openvino.json": "an OpenVINO IR (backend='openvino')",
+}
+
+
 def weight_files(model_dir: Path) -> list[Path]:
-    return sorted(p for p in model_dir.iterdir() if p.suffix in WEIGHT_SUFFIXES and p.is_file())
+    """The torch weights of a model folder; an OpenVINO IR's ``model.bin`` (beside ``model.xml``) is not."""
+    return sorted(
+        p
+        for p in model_dir.iterdir()
+        if p.suffix in WEIGHT_SUFFIXES and p.is_file() and not p.with_suffix(".xml").is_file()
+    )
+
+
+def check_out_folder(folder: Path) -> None:
+    """Refuse an output path that is a file (rather than failing half-way with ``NotADirectoryError``)."""
+    for path in (folder, *folder.parents):
+        if path.exists() and not path.is_dir():
+            raise BackendError(f"{path} is a file, not a folder; choose a new or empty folder for --out")
 
 
 def source_fingerprint(model_dir: Path) -> dict:
-    """What a conversion depends on in the source folder: config.json (whole) and every weights file."""
+    """What a conversion depends on in the source folder: config.json (whole), every weights file, and the
+    other :data:`MODEL_FILES` (tokenizer files, crossrank.json: copied into the artifact folder and used
+    when it is loaded; small, so hashed whole)."""
+    for name, what in ARTIFACT_MANIFESTS.items():
+        if (model_dir / name).is_file():
+            raise BackendError(
+                f"{model_dir} holds {what}, not a model to convert; run it with that backend, or "
+                "convert the source model folder it was made from"
+            )
     config = model_dir / "config.json"
     if not config.is_file():
         raise BackendError(f"{model_dir} has no config.json; it is not a Hugging Face model folder")
@@ -58,6 +86,11 @@ def source_fingerprint(model_dir: Path) -> dict:
     return {
         "config_sha256": sha256(config.read_bytes()),
         "weights": {p.name: file_signature(p) for p in weights},
+        "model_files_sha256": {
+            name: sha256((model_dir / name).read_bytes())
+            for name in MODEL_FILES
+            if name != "config.json" and (model_dir / name).is_file()
+        },
     }
 
 
@@ -87,6 +120,44 @@ def read_manifest(folder: Path, name: str) -> dict | None:
 def write_manifest(folder: Path, manifest: dict, name: str) -> None:
     """Write ``folder/name`` atomically (a reader sees the old manifest or the new one, never half)."""
     write_text_atomic(folder / name, json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+
+
+def file_sizes(folder: Path, manifest_name: str) -> dict[str, int]:
+    """The size in bytes of every file in an artifact folder but its manifest, recorded in the manifest
+    when the folder is written (see :func:`size_problems`)."""
+    files = sorted(p for p in folder.iterdir() if p.is_file() and p.name != manifest_name)
+    return {p.name: p.stat().st_size for p in files}
+
+
+def size_problems(folder: Path, manifest: dict) -> list[str]:
+    """What differs between the files in ``folder`` and the sizes its manifest recorded (``[]``: all
+    there, all the recorded size). A manifest without sizes (written by an older crossrank) is a problem:
+    the folder is rebuilt once. Only sizes are compared, a ``stat`` per file, so checking a cached
+    artifact on every load stays cheap; a file damaged in place at the same size is not detected."""
+    sizes = manifest.get("files")
+    if not isinstance(sizes, dict) or not sizes:
+        return ["no file sizes recorded (written by an older crossrank)"]
+    problems = []
+    for name, size in sorted(sizes.items()):
+        try:
+            actual = (folder / name).stat().st_size
+        except OSError:
+            problems.append(f"{name} is missing")
+            continue
+        if actual != size:
+            problems.append(f"{name} is {actual} bytes, not the {size} written (truncated or replaced)")
+    return problems
+
+
+def changed_model_files(folder: Path, source: dict) -> list[str]:
+    """The copied :data:`MODEL_FILES` in an artifact folder whose bytes differ from the source's, as its
+    fingerprint ``source`` recorded them (config.json and, when recorded, the tokenizer files)."""
+    recorded = {"config.json": source.get("config_sha256"), **(source.get("model_files_sha256") or {})}
+    return [
+        name
+        for name, digest in recorded.items()
+        if (folder / name).is_file() and sha256((folder / name).read_bytes()) != digest
+    ]
 
 
 def copy_model_files(model_dir: Path, out: Path) -> None:

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import BackendError, InvalidInputError, optional_import
+from . import artifacts
 from .base import Batch
 from .onnx_export import (
     DEFAULT_OPSET,
@@ -53,10 +54,9 @@ def gate_passed(folder: Path | None) -> bool:
     return bool(manifest and (manifest.get("gate") or {}).get("passed"))
 
 
-def check_export_folder(folder: Path, dtype: str | None = None, opset: int = DEFAULT_OPSET) -> dict:
-    """Validate a ``crossrank export`` folder against this crossrank; return its manifest."""
-    import hashlib
-
+def check_export_folder(folder: Path, dtype: str | None = None, opset: int | None = None) -> dict:
+    """Validate a ``crossrank export`` folder against this crossrank; return its manifest. The folder's
+    opset is the one its manifest records (``crossrank export --opset N``); ``opset`` requires a given one."""
     import onnxruntime
 
     from .. import __version__
@@ -69,23 +69,31 @@ def check_export_folder(folder: Path, dtype: str | None = None, opset: int = DEF
         "opset": opset,
         "onnxruntime": onnxruntime.__version__,
     }
+    if opset is None:  # any opset the export code wrote is loadable
+        del expected["opset"]
+        if not isinstance(fingerprint.get("opset"), int):
+            expected["opset"] = "an opset number"
     problems = [
         f"{k}={fingerprint.get(k)!r} (this crossrank needs {v!r})"
         for k, v in expected.items()
         if fingerprint.get(k) != v
     ]
-    config = folder / "config.json"
-    if config.is_file() and hashlib.sha256(config.read_bytes()).hexdigest() != fingerprint.get(
-        "source", {}
-    ).get("config_sha256"):
-        problems.append("config.json differs from the one the export was made from")
+    for name in artifacts.changed_model_files(folder, fingerprint.get("source") or {}):
+        problems.append(f"{name} differs from the one the export was made from")
     if not (folder / MODEL_FILE).is_file():
         problems.append(f"{MODEL_FILE} is missing")
+    elif manifest:
+        problems += artifacts.size_problems(folder, manifest)
     if problems:
         raise BackendError(
             f"the ONNX export in {folder} is stale or damaged: {'; '.join(problems)}. "
             f"Re-export it: crossrank export {manifest.get('source_path', 'MODEL')} --out {folder}"
             + (" --int8" if manifest.get("dtype") == "int8" else "")
+            + (
+                f" --opset {fingerprint['opset']}"
+                if fingerprint.get("opset") not in (None, DEFAULT_OPSET)
+                else ""
+            )
         )
     if dtype not in (None, "auto", manifest.get("dtype")):
         raise InvalidInputError(
@@ -122,6 +130,8 @@ class OnnxBackend:
         device: ``"cpu"`` (default) or ``"cuda"``/``"cuda:N"``.
         dtype: ``"fp32"``, ``"int8"`` (dynamic quantisation) or ``"auto"`` (see :func:`resolve_onnx_dtype`).
         threads: intra-op threads; default ``$CROSSRANK_THREADS`` or all usable cores.
+        opset: the ONNX opset of the cached export of a source folder (default :data:`DEFAULT_OPSET`); an
+            export folder runs at the opset it was exported with unless one is given here.
         export: export a source folder that has no current cached export (else raise).
     """
 
@@ -133,16 +143,17 @@ class OnnxBackend:
         device: str | None = None,
         dtype: str = "auto",
         threads: int | None = None,
-        opset: int = DEFAULT_OPSET,
+        opset: int | None = None,
         export: bool = True,
     ):
         ort = optional_import("onnxruntime", "onnx")
         model_dir = Path(model_dir).resolve()
-        self.dtype = resolve_onnx_dtype(dtype, model_dir, opset)
-        if read_manifest(model_dir) is not None:
+        self.dtype = resolve_onnx_dtype(dtype, model_dir, opset or DEFAULT_OPSET)
+        if read_manifest(model_dir) is not None:  # an export folder: its own opset, unless one is asked
             self.export_dir = model_dir
             check_export_folder(model_dir, self.dtype, opset)
         else:
+            opset = opset or DEFAULT_OPSET
             found = (
                 ensure_export(model_dir, self.dtype, opset)
                 if export

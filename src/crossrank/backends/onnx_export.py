@@ -77,9 +77,15 @@ def write_manifest(folder: Path, manifest: dict) -> None:
 
 
 def is_current(folder: Path, fingerprint: dict) -> bool:
-    """True when ``folder`` is a finished export built from exactly ``fingerprint``."""
+    """True when ``folder`` is a finished export built from exactly ``fingerprint``, its files all there
+    with the sizes written (a truncated file makes it stale; see :func:`.artifacts.size_problems`)."""
     manifest = read_manifest(folder)
-    return bool(manifest) and manifest.get("fingerprint") == fingerprint and (folder / MODEL_FILE).is_file()
+    return (
+        bool(manifest)
+        and manifest.get("fingerprint") == fingerprint
+        and (folder / MODEL_FILE).is_file()
+        and not artifacts.size_problems(folder, manifest)
+    )
 
 
 def cached_export(model_dir: Path, dtype: str, opset: int = DEFAULT_OPSET) -> Path | None:
@@ -96,6 +102,7 @@ def ensure_export(
     model_dir = Path(model_dir).resolve()
     fingerprint = export_fingerprint(model_dir, dtype, opset)
     final = Path(out).resolve() if out else onnx_home() / cache_key(fingerprint)
+    artifacts.check_out_folder(final)
     if is_current(final, fingerprint):
         logger.info("reusing ONNX export %s", final)
         return final
@@ -113,7 +120,7 @@ def ensure_export(
             for leftover in final.parent.glob(pattern):
                 shutil.rmtree(leftover, ignore_errors=True)
         if final.exists() and read_manifest(final) is not None:
-            logger.warning("ONNX export in %s is stale (source or exporter changed); re-exporting", final)
+            logger.warning("ONNX export in %s is stale or damaged; re-exporting", final)
         _export_into(model_dir, final, fingerprint, dtype, opset)
     if out is None:
         prune_stale(model_dir, keep=final)
@@ -166,6 +173,7 @@ def _export_into(model_dir: Path, final: Path, fingerprint: dict, dtype: str, op
                 "fused_operators": stats,
                 "export_seconds": round(time.perf_counter() - start, 1),
                 "gate": None,
+                "files": artifacts.file_sizes(tmp, MANIFEST),
             },
         )
         _swap_in(tmp, final)
@@ -187,9 +195,12 @@ def _torch_export(model_dir: Path, path: Path, inputs: list[str], opset: int) ->
     import torch
     from transformers import AutoModelForSequenceClassification
 
-    model = AutoModelForSequenceClassification.from_pretrained(
-        str(model_dir), dtype=torch.float32, attn_implementation="eager"
-    ).eval()
+    try:
+        model = AutoModelForSequenceClassification.from_pretrained(
+            str(model_dir), dtype=torch.float32, attn_implementation="eager"
+        ).eval()
+    except Exception as exc:  # transformers (OSError, ValueError) and safetensors raise their own types
+        raise BackendError(f"could not load the model in {model_dir}: {exc}") from exc
 
     class LogitsOnly(torch.nn.Module):
         def __init__(self, inner):

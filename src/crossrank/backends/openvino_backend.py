@@ -209,9 +209,16 @@ def ir_fingerprint(model_dir: Path, dtype: str, recipe: Int8Recipe = INT8_RECIPE
 
 
 def is_current(folder: Path, fingerprint: dict) -> bool:
-    """True when ``folder`` is a finished conversion built from exactly ``fingerprint``."""
+    """True when ``folder`` is a finished conversion built from exactly ``fingerprint``, its files all
+    there with the sizes written (a truncated ``model.bin`` makes it stale; see
+    :func:`.artifacts.size_problems`)."""
     manifest = read_manifest(folder)
-    return bool(manifest) and manifest.get("fingerprint") == fingerprint and (folder / MODEL_FILE).is_file()
+    return (
+        bool(manifest)
+        and manifest.get("fingerprint") == fingerprint
+        and (folder / MODEL_FILE).is_file()
+        and not artifacts.size_problems(folder, manifest)
+    )
 
 
 def cached_ir(model_dir: str | Path, dtype: str, recipe: Int8Recipe = INT8_RECIPE) -> Path | None:
@@ -241,6 +248,7 @@ def ensure_ir(
     model_dir = Path(model_dir).resolve()
     fingerprint = ir_fingerprint(model_dir, dtype, recipe)
     final = Path(out).resolve() if out else openvino_home() / cache_key(fingerprint)
+    artifacts.check_out_folder(final)
     if is_current(final, fingerprint):
         logger.info("reusing OpenVINO IR %s", final)
         return final
@@ -255,7 +263,7 @@ def ensure_ir(
         for leftover in final.parent.glob(f".tmp-{final.name}.*"):  # from an interrupted conversion
             shutil.rmtree(leftover, ignore_errors=True)
         if final.exists() and read_manifest(final) is not None:
-            logger.warning("OpenVINO IR in %s is stale (source or converter changed); converting", final)
+            logger.warning("OpenVINO IR in %s is stale or damaged; converting", final)
         _convert_into(model_dir, final, fingerprint, dtype, recipe, progress)
     if out is None:
         prune_stale(model_dir, keep=final)
@@ -333,6 +341,7 @@ def _convert_into(
                 **timings,
                 "seconds": round(time.perf_counter() - start, 1),
                 "gate": None,
+                "files": artifacts.file_sizes(tmp, MANIFEST),
             },
         )
         tmp.chmod(0o755)
@@ -351,7 +360,7 @@ def convert(model_dir: Path, inputs: Sequence[str]):
     ov = _ov()
     try:
         model = AutoModelForSequenceClassification.from_pretrained(str(model_dir), dtype=torch.float32).eval()
-    except (OSError, ValueError) as exc:
+    except Exception as exc:  # transformers (OSError, ValueError) and safetensors raise their own types
         raise BackendError(f"could not load the model in {model_dir}: {exc}") from exc
 
     class LogitsOnly(torch.nn.Module):
@@ -478,11 +487,12 @@ def check_ir_folder(folder: Path, dtype: str | None = None) -> dict:
         for k, v in expected.items()
         if fingerprint.get(k) != v
     ]
-    config = folder / "config.json"
-    if config.is_file() and sha256(config.read_bytes()) != fingerprint.get("source", {}).get("config_sha256"):
-        problems.append("config.json differs from the one the IR was made from")
+    for name in artifacts.changed_model_files(folder, fingerprint.get("source") or {}):
+        problems.append(f"{name} differs from the one the IR was made from")
     if not (folder / MODEL_FILE).is_file():
         problems.append(f"{MODEL_FILE} is missing")
+    elif manifest:
+        problems += artifacts.size_problems(folder, manifest)
     kind = manifest.get("dtype")
     again = f"crossrank export {manifest.get('source_path', 'MODEL')} --engine openvino"
     if problems:

@@ -26,7 +26,9 @@ def register(sub) -> None:
     parser.add_argument(
         "--engine", choices=("onnx", "openvino"), default="onnx", help="target runtime (default onnx)"
     )
-    parser.add_argument("--out", default=None, help="output folder (default: the cache)")
+    parser.add_argument(
+        "--out", "--output", dest="out", default=None, help="output folder (default: the cache)"
+    )
     parser.add_argument(
         "--int8", action="store_true", help="int8 quantisation (ONNX: dynamic; OpenVINO: NNCF static)"
     )
@@ -41,7 +43,18 @@ def register(sub) -> None:
     parser.set_defaults(func=run)
 
 
+def check_gate_file(args: argparse.Namespace) -> None:
+    """Refuse a missing --gate file before exporting (not after minutes of work)."""
+    from pathlib import Path
+
+    from ..errors import InvalidInputError
+
+    if args.gate and not Path(args.gate).is_file():
+        raise InvalidInputError(f"--gate {args.gate}: no such file (a WikiQA-format TSV)")
+
+
 def run(args: argparse.Namespace) -> int:
+    check_gate_file(args)
     if args.engine == "openvino":
         return run_openvino(args)
     from ..backends.onnx_export import DEFAULT_OPSET, ensure_export, read_manifest, write_manifest

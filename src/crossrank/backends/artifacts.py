@@ -60,11 +60,17 @@ def weight_files(model_dir: Path) -> list[Path]:
     )
 
 
-def check_out_folder(folder: Path) -> None:
-    """Refuse an output path that is a file (rather than failing half-way with ``NotADirectoryError``)."""
+def check_out_folder(folder: Path, *, in_cache: bool) -> None:
+    """Refuse an output path that is a file (rather than failing half-way with ``NotADirectoryError``);
+    the advice names what the user can change: ``--out``, or ``CROSSRANK_HOME`` for crossrank's cache."""
+    fix = (
+        "set CROSSRANK_HOME to a writable folder (it holds crossrank's cache)"
+        if in_cache
+        else "choose a new or empty folder for --out"
+    )
     for path in (folder, *folder.parents):
         if path.exists() and not path.is_dir():
-            raise BackendError(f"{path} is a file, not a folder; choose a new or empty folder for --out")
+            raise BackendError(f"{path} is a file, not a folder; {fix}")
 
 
 def source_fingerprint(model_dir: Path) -> dict:

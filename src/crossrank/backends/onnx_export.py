@@ -102,7 +102,7 @@ def ensure_export(
     model_dir = Path(model_dir).resolve()
     fingerprint = export_fingerprint(model_dir, dtype, opset)
     final = Path(out).resolve() if out else onnx_home() / cache_key(fingerprint)
-    artifacts.check_out_folder(final)
+    artifacts.check_out_folder(final, in_cache=not out)
     if is_current(final, fingerprint):
         logger.info("reusing ONNX export %s", final)
         return final

@@ -248,7 +248,7 @@ def ensure_ir(
     model_dir = Path(model_dir).resolve()
     fingerprint = ir_fingerprint(model_dir, dtype, recipe)
     final = Path(out).resolve() if out else openvino_home() / cache_key(fingerprint)
-    artifacts.check_out_folder(final)
+    artifacts.check_out_folder(final, in_cache=not out)
     if is_current(final, fingerprint):
         logger.info("reusing OpenVINO IR %s", final)
         return final

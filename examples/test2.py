@@ -1,8 +1,8 @@
 """Seed demo 2: a bi-encoder's vector similarity beside the cross-encoder's judgement.
 
-Query "如何缓解咖啡因引起的失眠？" with three documents, and the FSD V12.5 pair: the table shows the
-multilingual-e5-small cosine similarity, the reranker score and its logit, timings and the dynamic
-threshold.
+Query "如何缓解咖啡因引起的失眠？" with three documents, the Apple AI-chip keyword trap and the FSD V12.5
+pair: the table shows the multilingual-e5-small cosine similarity, the reranker score and its logit,
+timings and the dynamic threshold.
 
 Run: .venv/bin/python examples/test2.py [MODEL]
 """

@@ -127,3 +127,21 @@ def test_calibrate_command_end_to_end(shared_data, tmp_path):
     assert calibrated.compute_score(PAIRS) == pytest.approx(expected, abs=1e-4)
     missing = subprocess.run([*cmd], capture_output=True, text=True, timeout=600)
     assert missing.returncode == 2 and "nothing to write" in missing.stderr
+
+
+def test_calibrate_command_refuses_data_it_cannot_fit_before_loading_a_model(tmp_path, capsys):
+    """--max-candidates 0 sliced lists from their end and 1 kept no relevant passage; lists without a
+    non-relevant passage left nothing to score ("no pairs to score"). Each is refused, saying why."""
+    from crossrank.cli.main import main
+
+    data = tmp_path / "lists.jsonl"
+    line = {"query": "q", "lang": "en", "pos": ["p1", "p2", "p3"], "neg": ["n1", "n2"]}
+    data.write_text(json.dumps(line) + "\n", encoding="utf-8")
+    cmd = ["calibrate", "no-such-model", "--data", str(data), "--write-json", str(tmp_path / "c.json")]
+    for option in (["--max-candidates", "0"], ["--max-candidates", "1"], ["--per-source", "0"]):
+        assert main([*cmd, *option]) == 2
+        assert "--max-candidates must be at least 2" in capsys.readouterr().err
+    data.write_text(json.dumps({**line, "neg": []}) + "\n", encoding="utf-8")
+    assert main(cmd) == 2
+    assert "non-relevant passage" in capsys.readouterr().err
+    assert not (tmp_path / "c.json").exists()

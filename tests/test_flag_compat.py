@@ -88,3 +88,17 @@ def test_instructions_are_prepended(tiny_xlmr_dir):
     plain = FlagReranker(str(tiny_xlmr_dir))
     instructed = FlagReranker(str(tiny_xlmr_dir), query_instruction_for_rerank="A: ")
     assert instructed.compute_score(["panda", "bamboo"]) == plain.compute_score(["A: panda", "bamboo"])
+
+
+def test_an_empty_instruction_still_applies_its_format(tiny_xlmr_dir):
+    """FlagEmbedding formats when an instruction is not None: "" with "Query: {}{}" adds "Query: "."""
+    formatted = FlagReranker(
+        str(tiny_xlmr_dir),
+        query_instruction_for_rerank="",
+        query_instruction_format="Query: {}{}",
+        passage_instruction_for_rerank="",
+        passage_instruction_format="Passage: {}{}",
+    )
+    plain = FlagReranker(str(tiny_xlmr_dir))
+    expected = plain.compute_score(["Query: panda", "Passage: bamboo"])
+    assert formatted.compute_score(["panda", "bamboo"]) == expected

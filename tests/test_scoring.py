@@ -202,3 +202,21 @@ def test_the_last_window_ends_at_the_documents_end(tiny_xlmr_dir, tail):
     [last] = reranker.score_pairs([("end", doc)], reranker.with_options(truncate="left"))
     assert windowed.window.count > 1 and windowed.window.end <= len(doc)
     assert last.truncated and last.window.end == len(doc)
+
+
+@pytest.mark.parametrize("fixture", ["tiny_xlmr_dir", "tiny_bert_dir"])
+@pytest.mark.parametrize("word", ["cafe\u0301", "x\u200b", "\uff21\uff22 \ufb01le"])
+def test_a_window_span_keeps_the_characters_its_last_token_was_normalised_from(fixture, word, request):
+    """A window ending inside the document ends after its last token's combining mark or zero-width
+    character (which the tokenizer folds away), not before it, and before the blank that follows."""
+    doc = " ".join([word] * 60)
+    reranker = Reranker(str(request.getfixturevalue(fixture)), max_length=64)
+    n_tokens = len(reranker.engine.tokenizer.encode([word])[0].ids)
+    window = 10 * n_tokens  # the first window holds the first ten words
+    for options in (
+        reranker.with_options(window=window, truncate="right"),
+        reranker.with_options(window=window, stride=window, max_windows=1),
+    ):
+        [scored] = reranker.score_pairs([("q", doc)], options)
+        span = scored.window
+        assert scored.truncated and doc[span.start : span.end] == " ".join([word] * 10)

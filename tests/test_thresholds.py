@@ -48,3 +48,16 @@ def test_bad_min_scores_name_min_score(bad):
 def test_sigmoid_is_stable():
     assert sigmoid(0.0) == 0.5
     assert sigmoid(-1000.0) == 0.0 and sigmoid(1000.0) == 1.0
+
+
+def test_numpy_numbers_are_numbers():
+    """A threshold or top_n taken from a numpy array is accepted as min_score already was."""
+    np = pytest.importorskip("numpy")
+    ranked = [(3, 0.9), (0, 0.7), (2, 0.5)]
+    assert select(ranked, threshold=np.float32(0.6)) == ([(3, 0.9), (0, 0.7)], pytest.approx(0.6))
+    assert select(ranked, top_n=np.int64(1))[0] == [(3, 0.9)]
+    for bad in (np.float32("nan"), np.float64(1.5)):
+        with pytest.raises(InvalidInputError, match="dynamic"):
+            resolve_threshold(bad, [0.5])
+    with pytest.raises(InvalidInputError, match="top_n"):
+        select(ranked, top_n=np.bool_(True))

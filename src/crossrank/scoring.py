@@ -156,6 +156,15 @@ def plan_batches(lengths: Sequence[int], batch_size: int, max_batch_tokens: int)
     return batches
 
 
+def _gap_end(text: str, token_end: int, next_start: int) -> int:
+    """Where a window ending at a token (``token_end``) ends in ``text``: past the characters before the
+    next token (``next_start``) that no token holds, trailing whitespace excluded."""
+    end = max(token_end, next_start)
+    while end > token_end and text[end - 1].isspace():
+        end -= 1
+    return end
+
+
 class ScoringEngine:
     """Scores (query, document) pairs with a tokenizer and a backend; the single inference path."""
 
@@ -324,9 +333,10 @@ class ScoringEngine:
             value, best = aggregate(window_logits, mode)
             start, end = spans[best]
             offsets, text = encoded[i].offsets, pairs[i][1]
-            # The last window runs to the text's end: characters the tokenizer normalises away (a
-            # trailing combining mark, zero-width space) belong to no token but are still covered.
-            last = len(text) if end == len(offsets) else offsets[end - 1][1]
+            # Characters the tokenizer normalises away (a combining mark, a zero-width space) belong to
+            # no token but are still covered: the last window runs to the text's end, another up to the
+            # next token less the blanks before it ("cafe\u0301", not "cafe" cut from its accent).
+            last = len(text) if end == len(offsets) else _gap_end(text, offsets[end - 1][1], offsets[end][0])
             chars = (offsets[start][0], last)
             results.append(
                 PairScore(

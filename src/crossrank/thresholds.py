@@ -92,7 +92,8 @@ def resolve_threshold(threshold: float | str | None, scores: Sequence[float]) ->
             raise InvalidInputError(
                 f"threshold must be a number in [0, 1] or 'dynamic', got {threshold!r}"
             ) from None
-    if isinstance(threshold, bool) or not isinstance(threshold, int | float) or not 0.0 <= threshold <= 1.0:
+    number = isinstance(threshold, numbers.Real) and not isinstance(threshold, bool)  # numpy's too
+    if not number or not 0.0 <= threshold <= 1.0:
         raise InvalidInputError(f"threshold must be a number in [0, 1] or 'dynamic', got {threshold!r}")
     return float(threshold)
 
@@ -122,7 +123,8 @@ def select(
     Keeps scores ``>=`` the threshold (fixed or dynamic) and ``>= min_score``, then the first ``top_n``.
     Returns the kept pairs and the threshold that was applied (``None`` when there was none).
     """
-    if top_n is not None and (isinstance(top_n, bool) or not isinstance(top_n, int) or top_n < 0):
+    integer = isinstance(top_n, numbers.Integral) and not isinstance(top_n, bool)  # numpy's too
+    if top_n is not None and (not integer or top_n < 0):
         raise InvalidInputError(f"top_n must be a non-negative integer or None, got {top_n!r}")
     cut = resolve_threshold(threshold, [s for _, s in ranked])
     floor = check_min_score(min_score)
@@ -130,5 +132,5 @@ def select(
     bar = max(bars) if bars else None
     kept = [item for item in ranked if bar is None or item[1] >= bar]
     if top_n is not None and top_n > 0:
-        kept = kept[:top_n]
+        kept = kept[: int(top_n)]
     return kept, cut

@@ -11,7 +11,7 @@ class WindowSpan:
 
     ``start``/``end`` are character offsets into the document as given (``document[start:end]``);
     ``index`` is the window's position among the document's windows (0 for a short document);
-    ``count`` is how many windows the document was split into.
+    ``count`` is how many windows were scored (with ``truncated``, fewer than the document needs).
     """
 
     index: int
@@ -36,8 +36,9 @@ class PairScore:
 
 @dataclass(frozen=True, slots=True)
 class RerankResult:
-    """One ranked document: ``index`` into the caller's list, ``score`` (sigmoid unless raw), the
-    ``document`` text (``None`` when not requested) and the ``window`` that won."""
+    """One ranked document: ``index`` into the caller's list, ``score`` (always ``sigmoid(logit)``; the
+    raw logit is ``logit``), the ``document`` text (``None`` when not requested) and the ``window`` that
+    won."""
 
     index: int
     score: float

@@ -44,7 +44,17 @@ def run(args: argparse.Namespace) -> int:
 
     if not args.output and not args.write_json:
         raise InvalidInputError("nothing to write: pass --output DIR and/or --write-json FILE")
+    if args.max_candidates < 2 or args.per_source < 1:  # 0 would slice from the end, 1 keep no positive
+        raise InvalidInputError(
+            "--max-candidates must be at least 2 (a relevant and a non-relevant passage per query) and "
+            f"--per-source at least 1, got {args.max_candidates} and {args.per_source}"
+        )
     tasks, fitted_on = load_tasks(args.data, args.heldout, args.per_source, args.max_candidates)
+    if not tasks:
+        raise InvalidInputError(
+            f"no list in {fitted_on} has a non-relevant passage ('neg'); a calibration needs queries with "
+            "both relevant and non-relevant passages"
+        )
     reranker = Reranker(args.model, backend="torch", dtype="fp32")
     bar = Progress("scoring")
     try:

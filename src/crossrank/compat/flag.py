@@ -84,7 +84,9 @@ class FlagReranker:
         (q_inst, q_fmt), (p_inst, p_fmt) = self.query_instruction, self.passage_instruction
         out = []
         for q, p in validate_pairs(pairs, None):  # shape and text checked before the instructions
-            out.append((q_fmt.format(q_inst, q) if q_inst else q, p_fmt.format(p_inst, p) if p_inst else p))
+            # FlagEmbedding formats whenever an instruction is given, "" included (a format may add text)
+            q = q if q_inst is None else q_fmt.format(q_inst, q)
+            out.append((q, p if p_inst is None else p_fmt.format(p_inst, p)))
         return out
 
     def compute_score(

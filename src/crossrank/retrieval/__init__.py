@@ -9,7 +9,16 @@ from __future__ import annotations
 from pathlib import Path
 
 from .base import FIRST_STAGES, Candidate, Chunk, Retriever
-from .index import FORMAT, MANIFEST, VERSION, EmbeddedIndex, IndexConfig, read_manifest, write_json_atomic
+from .index import (
+    FORMAT,
+    MANIFEST,
+    VERSION,
+    EmbeddedIndex,
+    IndexConfig,
+    check_new_index_folder,
+    read_manifest,
+    write_json_atomic,
+)
 
 __all__ = [
     "FIRST_STAGES",
@@ -36,10 +45,7 @@ def create_retriever(folder: str | Path, config: IndexConfig, embedder=None) -> 
         raise InvalidInputError(f"index backend must be one of {', '.join(BACKENDS)}, got {config.backend!r}")
     if config.backend == "embedded":
         return EmbeddedIndex.create(folder, config, embedder)
-    if (folder / MANIFEST).exists():
-        raise InvalidInputError(
-            f"an index already exists in {folder}; use `crossrank index add` or another DIR"
-        )
+    check_new_index_folder(folder)
     from .qdrant import QdrantRetriever
 
     if config.qdrant_location is None:

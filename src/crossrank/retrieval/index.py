@@ -18,6 +18,7 @@ import fcntl
 import json
 import logging
 import os
+import re
 import shutil
 import time
 from dataclasses import asdict, dataclass
@@ -40,6 +41,8 @@ logger = logging.getLogger(__name__)
 FORMAT, VERSION = "crossrank-index", 1
 MANIFEST = "manifest.json"
 TMP_PREFIX = ".tmp-"
+# The names an index writes in its folder; nothing else there is ever deleted or overwritten.
+_OWN_NAME = re.compile(r"gen-\d{6,}|\.tmp-(gen-\d{6,}|manifest\.json)\.\d+|\.lock")
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,12 +120,10 @@ class EmbeddedIndex:
     # -- opening -------------------------------------------------------------------------------------
     @classmethod
     def create(cls, folder: str | Path, config: IndexConfig | None = None, embedder: Embedder | None = None):
-        """A new, empty index in ``folder`` (refused when one is already there)."""
+        """A new, empty index in ``folder``: a new or empty folder (refused when an index or any other
+        file is already there)."""
         folder = Path(folder)
-        if (folder / MANIFEST).exists():
-            raise InvalidInputError(
-                f"an index already exists in {folder}; use `crossrank index add` or another DIR"
-            )
+        check_new_index_folder(folder)
         config = config or IndexConfig()
         index = cls(folder, config, [], None, BM25(None, 0), 0)
         index._embedder = embedder
@@ -256,12 +257,14 @@ class EmbeddedIndex:
 
     def _collect_garbage(self, keep: set[str]) -> None:
         """Remove generations but the current and the previous one (a reader may still be loading it),
-        and what killed writers left behind (the caller holds the writer lock, so no write is in progress)."""
+        and what killed writers left behind (the caller holds the writer lock, so no write is in progress).
+        Only names the index writes itself are touched."""
         for entry in self.folder.iterdir():
-            stale_gen = entry.name.startswith("gen-") and entry.name not in keep
-            if entry.is_dir() and (stale_gen or entry.name.startswith(TMP_PREFIX)):
+            if not _OWN_NAME.fullmatch(entry.name) or entry.name in keep or entry.name == ".lock":
+                continue
+            if entry.is_dir():
                 shutil.rmtree(entry, ignore_errors=True)
-            elif entry.is_file() and entry.name.startswith(TMP_PREFIX):
+            elif entry.name.startswith(TMP_PREFIX):
                 entry.unlink(missing_ok=True)
 
     # -- searching -----------------------------------------------------------------------------------
@@ -288,6 +291,25 @@ class EmbeddedIndex:
             query_vector = self.embedder.embed_queries([query])[0]
             lists["dense"] = dense_search(self.vectors, query_vector, k)
         return candidates_from_lists(self.chunks, lists, method, k, self.config.rrf_k)
+
+
+def check_new_index_folder(folder: Path) -> None:
+    """Refuse to create an index where one exists, or in a folder holding anything else (the index would
+    mix its files with them and its clean-up could remove theirs)."""
+    if (folder / MANIFEST).exists():
+        raise InvalidInputError(
+            f"an index already exists in {folder}; use `crossrank index add` or another DIR"
+        )
+    if folder.exists() and not folder.is_dir():
+        raise InvalidInputError(f"{folder} is a file, not a folder; pass a new folder for the index")
+    names = [p.name for p in folder.iterdir()] if folder.is_dir() else []
+    others = sorted(name for name in names if not _OWN_NAME.fullmatch(name))
+    if others:
+        shown = ", ".join(others[:3]) + (", ..." if len(others) > 3 else "")
+        raise InvalidInputError(
+            f"{folder} already holds files that are not a crossrank index ({shown}); pass a new or empty "
+            "folder for the index"
+        )
 
 
 def check_chunks(chunks) -> None:

@@ -1,0 +1,32 @@
+"""What an index does to the folder it lives in and the folders it reads: it never deletes or reads files
+that are not its own, and refuses duplicate document ids instead of indexing both."""
+
+from __future__ import annotations
+
+import pytest
+
+from crossrank.errors import InvalidInputError
+from crossrank.retrieval import EmbeddedIndex, IndexConfig, create_retriever
+from crossrank.retrieval.sources import chunk_documents
+
+HASH = IndexConfig(embedder="hash")
+
+
+def test_an_index_is_not_created_among_other_files_and_never_deletes_them(tmp_path, docs):
+    folder = tmp_path / "project"
+    (folder / "gen-ai-notes").mkdir(parents=True)
+    (folder / "gen-ai-notes" / "todo.txt").write_text("my notes", encoding="utf-8")
+    for config in (HASH, IndexConfig(backend="qdrant", embedder="hash")):
+        with pytest.raises(InvalidInputError, match="not a crossrank index .*gen-ai-notes.*new or empty"):
+            create_retriever(folder, config)
+    assert not (folder / "manifest.json").exists()
+    # an index whose folder later gains such a folder leaves it alone through any number of updates
+    index = EmbeddedIndex.create(tmp_path / "ix", HASH)
+    (tmp_path / "ix" / "gen-ai-notes").mkdir()
+    (tmp_path / "ix" / ".tmp-mine").write_text("mine", encoding="utf-8")
+    for n in range(3):
+        index.add(chunk_documents([{"id": f"d{n}", "text": "tea and coffee"}]))
+    assert (tmp_path / "ix" / "gen-ai-notes").is_dir() and (tmp_path / "ix" / ".tmp-mine").is_file()
+    # an existing empty folder (a TemporaryDirectory) is fine
+    (tmp_path / "empty").mkdir()
+    EmbeddedIndex.create(tmp_path / "empty", HASH)

@@ -7,7 +7,7 @@ import pytest
 
 from crossrank.errors import InvalidInputError
 from crossrank.retrieval import EmbeddedIndex, IndexConfig, create_retriever
-from crossrank.retrieval.sources import chunk_documents
+from crossrank.retrieval.sources import chunk_documents, read_documents
 
 HASH = IndexConfig(embedder="hash")
 
@@ -30,3 +30,20 @@ def test_an_index_is_not_created_among_other_files_and_never_deletes_them(tmp_pa
     # an existing empty folder (a TemporaryDirectory) is fine
     (tmp_path / "empty").mkdir()
     EmbeddedIndex.create(tmp_path / "empty", HASH)
+
+
+def test_an_index_inside_the_document_folder_is_not_read_as_documents(tmp_path):
+    from crossrank.cli.main import main
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "caffeine.txt").write_text("Caffeine is a stimulant found in coffee.", encoding="utf-8")
+    (docs / "paris.txt").write_text("Paris is the capital of France.", encoding="utf-8")
+    index = docs / "index"
+    assert main(["index", "build", "--input", str(docs), "--index", str(index), "--embedder", "hash"]) == 0
+    (docs / "everest.txt").write_text("Everest is the highest mountain.", encoding="utf-8")
+    assert main(["index", "add", "--input", str(docs), "--index", str(index)]) == 0
+    reopened = EmbeddedIndex.open(index)
+    assert sorted(c.id for c in reopened.chunks) == ["caffeine.txt#0", "everest.txt#0", "paris.txt#0"]
+    with pytest.raises(InvalidInputError, match="is a crossrank index, not documents"):
+        list(read_documents(index))

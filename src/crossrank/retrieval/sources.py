@@ -76,12 +76,30 @@ def check_record(record: dict[str, Any], where: str) -> None:
             ) from None
 
 
+def _is_index(folder: Path) -> bool:
+    from .index import FORMAT, MANIFEST
+
+    try:
+        return json.loads((folder / MANIFEST).read_text(encoding="utf-8")).get("format") == FORMAT
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
 def read_documents(path: str | Path) -> Iterator[dict[str, Any]]:
-    """Documents from a file or a folder (searched recursively): ``.jsonl`` lines, or one per text file."""
+    """Documents from a file or a folder (searched recursively): ``.jsonl`` lines, or one per text file.
+    crossrank index folders inside it are skipped (their files are chunks, not documents)."""
     root = Path(path)
     if not root.exists():
         raise InvalidInputError(f"input {root} does not exist; give a .jsonl file, a text file or a folder")
     files = sorted(p for p in root.rglob("*") if p.is_file()) if root.is_dir() else [root]
+    indexes = [m.parent for m in files if m.name == "manifest.json" and _is_index(m.parent)]
+    if root in indexes:
+        raise InvalidInputError(
+            f"{root} is a crossrank index, not documents; give the documents it was built from"
+        )
+    if indexes:  # an index kept inside the document folder: its chunks.jsonl files are not documents
+        logger.info("skipping the crossrank indexes in %s: %s", root, ", ".join(map(str, indexes)))
+        files = [p for p in files if not any(p.is_relative_to(ix) for ix in indexes)]
     usable = [p for p in files if p.suffix.lower() in TEXT_SUFFIXES + JSONL_SUFFIXES]
     if not usable:
         raise InvalidInputError(

@@ -47,3 +47,23 @@ def test_an_index_inside_the_document_folder_is_not_read_as_documents(tmp_path):
     assert sorted(c.id for c in reopened.chunks) == ["caffeine.txt#0", "everest.txt#0", "paris.txt#0"]
     with pytest.raises(InvalidInputError, match="is a crossrank index, not documents"):
         list(read_documents(index))
+
+
+def test_a_repeated_document_id_is_refused_with_both_places(tmp_path, jsonl_writer):
+    from crossrank.cli.main import main
+
+    rows = [
+        {"id": "x", "text": "Paris is the capital of France."},
+        {"id": "x", "text": "Everest is the highest mountain."},
+    ]
+    path = jsonl_writer(tmp_path / "dup.jsonl", rows)
+    with pytest.raises(InvalidInputError, match=r"'x' appears twice \(.*dup.jsonl:1 and .*dup.jsonl:2\)"):
+        chunk_documents(read_documents(path))
+    with pytest.raises(InvalidInputError, match=r"'1' appears twice \(documents\[0\] and documents\[1\]\)"):
+        chunk_documents([{"id": 1, "text": "one"}, {"id": "1", "text": "uno"}])  # the same id as text
+    # qdrant kept one point per chunk id: the first document was silently lost
+    for backend in ("embedded", "qdrant"):
+        folder = tmp_path / backend
+        argv = ["index", "build", "--input", str(path), "--index", str(folder), "--embedder", "hash"]
+        assert main([*argv, "--backend", backend]) == 2
+        assert not folder.exists()

@@ -115,16 +115,26 @@ def read_documents(path: str | Path) -> Iterator[dict[str, Any]]:
 def chunk_documents(
     documents: Iterable[dict[str, Any]], size: int = DEFAULT_CHUNK_TOKENS, overlap: int = DEFAULT_OVERLAP
 ) -> list[Chunk]:
-    """Split documents into chunks with ids ``<doc id>#<n>``; the language is detected per document."""
+    """Split documents into chunks with ids ``<doc id>#<n>``; the language is detected per document.
+    Document ids must be unique (compared as strings): a repeated id is an error naming both places."""
     chunks: list[Chunk] = []
-    for doc in documents:
-        check_record(doc, doc.get("source") or f"document {doc.get('id')!r}")
+    seen: dict[str, str] = {}
+    for position, doc in enumerate(documents):
+        where = doc.get("source") or f"documents[{position}]"
+        check_record(doc, where)
+        doc_id = str(doc["id"])
+        if doc_id in seen:
+            raise InvalidInputError(
+                f"document id {doc_id!r} appears twice ({seen[doc_id]} and {where}); ids must be unique: "
+                "give one of them another id, or drop the duplicate"
+            )
+        seen[doc_id] = where
         lang = detect_language(doc["text"])
         for n, span in enumerate(chunk_text(doc["text"], size, overlap)):
             chunks.append(
                 Chunk(
-                    id=f"{doc['id']}#{n}",
-                    doc_id=str(doc["id"]),
+                    id=f"{doc_id}#{n}",
+                    doc_id=doc_id,
                     text=span.text,
                     start=span.start,
                     end=span.end,

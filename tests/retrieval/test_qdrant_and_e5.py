@@ -99,3 +99,27 @@ def test_embedded_index_with_e5_in_both_languages(tmp_path, e5, docs):
     # e5-small (4-bit) prefers its own language: an English query about China still ranks Paris first.
     english = [h.chunk.doc_id for h in index.search("What is the capital of China?", k=3, method="dense")]
     assert "beijing" in english[:2]
+
+
+def test_a_qdrant_index_is_found_from_any_directory_and_after_a_move(tmp_path, docs, monkeypatch):
+    """The storage path was saved relative to the directory of `index build`: from anywhere else the
+    index opened a new, empty store there ("collection is empty") and `index add` wrote into it."""
+    import shutil
+
+    from crossrank.retrieval.sources import chunk_documents
+
+    (tmp_path / "build").mkdir()
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "build")
+    retriever = create_retriever("ix", IndexConfig(backend="qdrant", embedder="hash"))
+    retriever.add(chunk_documents(docs))
+    retriever.client.close()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    shutil.move(tmp_path / "build" / "ix", tmp_path / "moved")
+    reopened = open_retriever(tmp_path / "moved")
+    assert reopened.search("Himalaya highest mountain", k=1)[0].chunk.doc_id == "everest"
+    reopened.client.close()
+    assert list((tmp_path / "elsewhere").iterdir()) == []
+    shutil.rmtree(tmp_path / "moved" / "qdrant")
+    with pytest.raises(InvalidInputError, match="qdrant storage .* is missing"):
+        open_retriever(tmp_path / "moved")

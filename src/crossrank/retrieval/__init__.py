@@ -48,13 +48,24 @@ def create_retriever(folder: str | Path, config: IndexConfig, embedder=None) -> 
     check_new_index_folder(folder)
     from .qdrant import QdrantRetriever
 
-    if config.qdrant_location is None:
-        config = replace(config, qdrant_location=str(folder / "qdrant"))
-    retriever = QdrantRetriever(config, embedder=embedder)
+    if _is_local(config.qdrant_location):  # a folder named at build time: found from any directory later
+        config = replace(config, qdrant_location=str(Path(config.qdrant_location).resolve()))
+    location = qdrant_location(folder, config)
+    retriever = QdrantRetriever(replace(config, qdrant_location=location), embedder=embedder)
     folder.mkdir(parents=True, exist_ok=True)
     payload = {"format": FORMAT, "version": VERSION, "generation": None, "config": asdict(config)}
     write_json_atomic(folder / MANIFEST, payload)
     return retriever
+
+
+def _is_local(location: str | None) -> bool:
+    return location is not None and location != ":memory:" and not location.startswith(("http://", "https://"))
+
+
+def qdrant_location(folder: Path, config: IndexConfig) -> str:
+    """Where a qdrant index keeps its points: ``config.qdrant_location``, or (``None``) ``folder/qdrant``,
+    relative to the index folder and not to the directory the index was built from."""
+    return str(folder / "qdrant") if config.qdrant_location is None else config.qdrant_location
 
 
 def open_retriever(folder: str | Path, embedder=None) -> Retriever:
@@ -63,7 +74,16 @@ def open_retriever(folder: str | Path, embedder=None) -> Retriever:
     manifest = read_manifest(folder)
     config = IndexConfig(**manifest["config"])
     if config.backend == "qdrant":
+        from dataclasses import replace
+
+        from ..errors import InvalidInputError
         from .qdrant import QdrantRetriever
 
-        return QdrantRetriever(config, embedder=embedder)
+        location = qdrant_location(folder, config)
+        if _is_local(location) and not Path(location).is_dir():
+            raise InvalidInputError(
+                f"the qdrant storage of the index in {folder} is missing ({location}); rebuild the index "
+                "with `crossrank index build --backend qdrant`"
+            )
+        return QdrantRetriever(replace(config, qdrant_location=location), embedder=embedder)
     return EmbeddedIndex.open(folder, embedder)

@@ -57,7 +57,8 @@ class IndexConfig:
     b: float = DEFAULT_B
     rrf_k: int = RRF_K
     default_method: str = "hybrid"
-    qdrant_location: str | None = None  # qdrant backend: a folder, ":memory:" or an http(s) URL
+    # qdrant backend: a folder, ":memory:" or an http(s) URL; None: the index folder's qdrant/
+    qdrant_location: str | None = None
     collection: str = "crossrank"
 
 

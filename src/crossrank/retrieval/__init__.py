@@ -16,6 +16,7 @@ from .index import (
     EmbeddedIndex,
     IndexConfig,
     check_new_index_folder,
+    index_config,
     read_manifest,
     write_json_atomic,
 )
@@ -71,8 +72,7 @@ def qdrant_location(folder: Path, config: IndexConfig) -> str:
 def open_retriever(folder: str | Path, embedder=None) -> Retriever:
     """Open the retriever configured in an index folder's manifest (``embedded`` or ``qdrant``)."""
     folder = Path(folder)
-    manifest = read_manifest(folder)
-    config = IndexConfig(**manifest["config"])
+    config = index_config(folder, read_manifest(folder))
     if config.backend == "qdrant":
         from dataclasses import replace
 

@@ -88,12 +88,37 @@ def read_manifest(folder: Path) -> dict:
             f"{folder} is not a crossrank index (no {MANIFEST}); create one with "
             f"`crossrank index build --input PATH --index {folder}`"
         )
-    data = json.loads(manifest.read_text(encoding="utf-8"))
-    if data.get("format") != FORMAT or data.get("version") != VERSION:
+    try:
+        data = json.loads(manifest.read_text(encoding="utf-8"))
+    except ValueError as exc:  # not JSON, not UTF-8
+        raise damaged(folder, f"{MANIFEST} is not valid JSON: {exc}") from None
+    if not isinstance(data, dict) or data.get("format") != FORMAT or data.get("version") != VERSION:
         raise InvalidInputError(
             f"{manifest} is not a version-{VERSION} crossrank index manifest; rebuild the index"
         )
+    if not isinstance(data.get("config"), dict):
+        raise damaged(folder, f'{MANIFEST} has no "config" object')
     return data
+
+
+def damaged(folder: Path, what: str) -> InvalidInputError:
+    """The error for an index folder whose files are missing, cut short or do not match each other."""
+    return InvalidInputError(
+        f"the index in {folder} is damaged: {what}; delete the folder and rebuild it with "
+        f"`crossrank index build --input PATH --index {folder}`"
+    )
+
+
+def index_config(folder: Path, manifest: dict) -> IndexConfig:
+    """The :class:`IndexConfig` stored in a manifest (read with :func:`read_manifest`)."""
+    known = set(IndexConfig.__slots__)
+    unknown = sorted(set(manifest["config"]) - known)
+    if unknown:
+        raise InvalidInputError(
+            f"the index in {folder} was written by another version of crossrank (unknown settings: "
+            f"{', '.join(unknown)}); open it with that version, or rebuild it with this one"
+        )
+    return IndexConfig(**manifest["config"])
 
 
 @contextlib.contextmanager
@@ -138,21 +163,37 @@ class EmbeddedIndex:
         for attempt in range(3):
             try:
                 return cls._load(folder, read_manifest(folder), embedder)
-            except FileNotFoundError:
+            except FileNotFoundError as exc:
                 if attempt == 2:
-                    raise
+                    raise damaged(folder, f"{exc.filename} is missing") from None
                 time.sleep(0.05)  # a writer replaced the generation between manifest and files: read again
         raise AssertionError("unreachable")
 
     @classmethod
     def _load(cls, folder: Path, manifest: dict, embedder: Embedder | None) -> EmbeddedIndex:
-        config = IndexConfig(**manifest["config"])
-        gen_dir = folder / manifest["generation"]
-        with (gen_dir / "chunks.jsonl").open(encoding="utf-8") as handle:
-            chunks = [Chunk.from_dict(json.loads(line)) for line in handle]
-        vectors = np.load(gen_dir / "vectors.npy") if (gen_dir / "vectors.npy").is_file() else None
-        bm25 = BM25.load(gen_dir / "bm25", len(chunks))
-        index = cls(folder, config, chunks, vectors, bm25, int(manifest["generation"].split("-")[1]))
+        config = index_config(folder, manifest)
+        name = manifest.get("generation")
+        if not isinstance(name, str) or not re.fullmatch(r"gen-\d+", name):
+            raise damaged(folder, f"{MANIFEST} names no generation folder (generation: {name!r})")
+        gen_dir = folder / name
+        try:
+            with (gen_dir / "chunks.jsonl").open(encoding="utf-8") as handle:
+                chunks = [Chunk.from_dict(json.loads(line)) for line in handle]
+            vectors = np.load(gen_dir / "vectors.npy") if (gen_dir / "vectors.npy").is_file() else None
+            bm25 = BM25.load(gen_dir / "bm25", len(chunks))
+        except (ValueError, TypeError, KeyError, EOFError) as exc:  # cut short or overwritten
+            raise damaged(folder, f"{name} cannot be read ({type(exc).__name__}: {exc})") from None
+        counts = {"chunks.jsonl": len(chunks), "bm25": bm25.n_docs}
+        if vectors is not None:
+            counts["vectors.npy"] = len(vectors)
+        elif config.embedder and chunks:
+            counts["vectors.npy"] = 0
+        if manifest.get("n_chunks") is not None:
+            counts[MANIFEST] = manifest["n_chunks"]
+        if len(set(counts.values())) > 1:
+            listed = ", ".join(f"{k} {v}" for k, v in counts.items())
+            raise damaged(folder, f"its files disagree on the number of chunks ({listed})")
+        index = cls(folder, config, chunks, vectors, bm25, int(name.split("-")[1]))
         index._embedder = embedder
         logger.info("opened index %s generation %d: %d chunks", folder, index.generation, len(chunks))
         return index

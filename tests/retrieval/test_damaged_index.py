@@ -97,3 +97,21 @@ def test_documents_of_stopwords_only_are_indexed_not_a_crash(tmp_path, jsonl_wri
     assert [c.chunk.doc_id for c in index.search("the of a", k=3, method="dense")] == ["z"]
     index.add(chunk_documents([{"id": "paris", "text": "Paris is the capital of France."}]))
     assert EmbeddedIndex.open(folder).search("France", k=3, method="bm25")[0].chunk.doc_id == "paris"
+
+
+def test_an_embedder_other_than_the_indexs_is_refused(index_dir):
+    """A 64-dimensional embedder on 256-dimensional vectors was a raw numpy matmul error at search time;
+    another model of the same size would have returned wrong hits without a word."""
+    from crossrank.retrieval.dense import HashEmbedder
+
+    class OtherModel(HashEmbedder):
+        name = "other-model"
+
+    with pytest.raises(InvalidInputError, match="256-dimensional vectors, but the 'hash' embedder makes 64"):
+        open_retriever(index_dir, embedder=HashEmbedder(dim=64))
+    with pytest.raises(InvalidInputError, match="built with the 'hash' embedder, .* 'other-model'"):
+        open_retriever(index_dir, embedder=OtherModel())
+    with pytest.raises(InvalidInputError, match="built with the 'hash' embedder"):
+        EmbeddedIndex.create(index_dir.parent / "new", IndexConfig(embedder="hash"), embedder=OtherModel())
+    hits = open_retriever(index_dir, embedder=HashEmbedder()).search("capital of France", k=1, method="dense")
+    assert hits[0].chunk.doc_id == "paris"

@@ -152,7 +152,7 @@ class EmbeddedIndex:
         check_new_index_folder(folder)
         config = config or IndexConfig()
         index = cls(folder, config, [], None, BM25(None, 0), 0)
-        index._embedder = embedder
+        index._embedder = index._check_embedder(embedder)
         with writer_lock(folder):
             index._commit([], None)
         return index
@@ -194,7 +194,7 @@ class EmbeddedIndex:
             listed = ", ".join(f"{k} {v}" for k, v in counts.items())
             raise damaged(folder, f"its files disagree on the number of chunks ({listed})")
         index = cls(folder, config, chunks, vectors, bm25, int(name.split("-")[1]))
-        index._embedder = embedder
+        index._embedder = index._check_embedder(embedder)
         logger.info("opened index %s generation %d: %d chunks", folder, index.generation, len(chunks))
         return index
 
@@ -204,8 +204,26 @@ class EmbeddedIndex:
     @property
     def embedder(self) -> Embedder | None:
         if self._embedder is None and self.config.embedder:
-            self._embedder = make_embedder(self.config.embedder)
+            self._embedder = self._check_embedder(make_embedder(self.config.embedder))
         return self._embedder
+
+    def _check_embedder(self, embedder: Embedder | None) -> Embedder | None:
+        """Refuse an embedder other than the one the vectors were made with (query vectors would be
+        compared with passage vectors of another model: an error at best, wrong hits at worst)."""
+        if embedder is None or not self.config.embedder:
+            return embedder
+        if embedder.name != self.config.embedder:
+            raise InvalidInputError(
+                f"the index in {self.folder} is built with the {self.config.embedder!r} embedder, but the "
+                f"embedder given is {embedder.name!r}; pass none (the index makes its own) or rebuild the "
+                "index with that embedder"
+            )
+        if self.vectors is not None and len(self.vectors) and self.vectors.shape[1] != embedder.dim:
+            raise InvalidInputError(
+                f"the index in {self.folder} holds {self.vectors.shape[1]}-dimensional vectors, but the "
+                f"{embedder.name!r} embedder makes {embedder.dim}-dimensional ones; rebuild the index"
+            )
+        return embedder
 
     # -- updating ------------------------------------------------------------------------------------
     def add(self, chunks: list[Chunk], progress=None) -> int:

@@ -58,6 +58,11 @@ class QdrantRetriever:
     def __init__(self, config: IndexConfig, client=None, embedder: Embedder | None = None):
         if not config.embedder:
             raise InvalidInputError("the qdrant backend needs an embedder (e5-small or hash), not 'none'")
+        if embedder is not None and embedder.name != config.embedder:
+            raise InvalidInputError(
+                f"this qdrant index is built with the {config.embedder!r} embedder, but the embedder given "
+                f"is {embedder.name!r}; pass none (the index makes its own) or rebuild the index"
+            )
         self.config = config
         self.client = client or connect(config.qdrant_location or ":memory:")
         self._embedder = embedder

@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from collections.abc import Sequence
@@ -95,6 +96,15 @@ def chat(
             f"check --llm-model and the API key ({' or '.join(API_KEY_VARS)})"
         )
     try:
-        return response.json()["choices"][0]["message"]["content"]
+        message = response.json()["choices"][0]["message"]
+        content = message["content"]
     except (ValueError, KeyError, IndexError, TypeError) as exc:
         raise BackendError(f"the LLM at {url} sent a reply without choices[0].message.content") from exc
+    if not isinstance(content, str):  # null: a refusal, a tool call, or a reasoning model out of tokens
+        refusal = message.get("refusal") if isinstance(message, dict) else None
+        raise BackendError(
+            f"the LLM at {url} sent no text (choices[0].message.content is {json.dumps(content)}"
+            + (f"; refusal: {str(refusal)[:300]}" if refusal else "")
+            + "); check that --llm-model is a chat model that answers in text"
+        )
+    return content

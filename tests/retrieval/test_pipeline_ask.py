@@ -82,16 +82,19 @@ def test_ask_without_llm_prints_the_prompt(index_dir, capsys, monkeypatch):
     assert "No LLM is configured" in out and "--- user ---" in out and "Paris is the capital" in out
 
 
+ANSWER = {"choices": [{"message": {"role": "assistant", "content": "Paris is France's capital [1]."}}]}
+
+
 class _StubLLM(BaseHTTPRequestHandler):
     requests: list = []
+    reply: dict = ANSWER
 
     def do_POST(self):  # noqa: N802 - http.server's naming
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         type(self).requests.append(
             {"path": self.path, "auth": self.headers.get("Authorization"), "body": body}
         )
-        reply = {"choices": [{"message": {"role": "assistant", "content": "Paris is France's capital [1]."}}]}
-        data = json.dumps(reply).encode()
+        data = json.dumps(type(self).reply).encode()
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))
@@ -104,7 +107,7 @@ class _StubLLM(BaseHTTPRequestHandler):
 
 @pytest.fixture()
 def stub_llm():
-    _StubLLM.requests = []
+    _StubLLM.requests, _StubLLM.reply = [], ANSWER
     server = ThreadingHTTPServer(("127.0.0.1", 0), _StubLLM)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -139,6 +142,15 @@ def test_ask_sends_context_and_prints_answer_with_sources(index_dir, stub_llm, c
     assert request["path"] == "/v1/chat/completions" and request["auth"] == "Bearer test-key"
     assert request["body"]["model"] == "stub-model"
     assert "Paris is the capital" in request["body"]["messages"][1]["content"]
+
+
+def test_ask_reports_a_reply_without_text(index_dir, stub_llm, capsys):
+    """content null (a refusal, a tool call): `ask` died with AttributeError: 'NoneType' ... 'strip'."""
+    url, _ = stub_llm
+    _StubLLM.reply = {"choices": [{"message": {"role": "assistant", "content": None, "refusal": "I can't"}}]}
+    code = main(["ask", "--index", str(index_dir), "--rerank", "none", "--llm-base-url", url, "Paris?"])
+    err = capsys.readouterr().err
+    assert code == 2 and "sent no text (choices[0].message.content is null; refusal: I can't)" in err
 
 
 def test_ask_reports_an_unreachable_llm(index_dir, capsys):

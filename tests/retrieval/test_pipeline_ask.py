@@ -60,6 +60,23 @@ def test_pipeline_without_reranker_keeps_first_stage_order(index_dir):
     assert [h.first_stage_rank for h in hits] == [1, 2][: len(hits)]
 
 
+def test_pipeline_checks_top_n_and_threshold_with_or_without_a_reranker(index_dir, tiny_reranker):
+    """Without a reranker, top_n=-1 silently dropped the last hit and any threshold (even 'banana')
+    was ignored."""
+    from crossrank.errors import InvalidInputError
+
+    with pytest.raises(InvalidInputError, match="top_n must be a non-negative integer"):
+        Pipeline(index_dir, None, top_n=-1)
+    with pytest.raises(InvalidInputError, match="top_n must be a non-negative integer"):
+        Pipeline(index_dir, None, method="dense").search("coffee", top_n=-1)
+    for threshold in (0.5, "dynamic", "banana"):
+        with pytest.raises(InvalidInputError, match="applies to rerank scores, and there is no reranker"):
+            Pipeline(index_dir, None, threshold=threshold)
+    with pytest.raises(InvalidInputError, match="threshold must be a number in"):
+        Pipeline(index_dir, tiny_reranker, threshold="banana")
+    assert len(Pipeline(index_dir, None, top_n=0, method="dense").search("coffee", k=4)) == 4
+
+
 def test_pipeline_threshold_one_keeps_nothing(index_dir, tiny_reranker):
     assert Pipeline(index_dir, tiny_reranker, threshold=1.0).search("tea") == []
 

@@ -211,3 +211,16 @@ def test_search_cli_with_a_reranker_prints_both_scores(index_dir, tiny_xlmr_dir,
         assert 0 < hit["rerank_score"] < 1 and 1 <= hit["first_stage"]["rank"] <= 4
     assert main(["search", "--index", str(index_dir), "--rerank", "none", "tea"]) == 0
     assert "rank  first" in capsys.readouterr().out
+
+
+def test_search_and_ask_check_the_index_and_options_before_loading_the_reranker(tmp_path, index_dir, capsys):
+    """A missing index or a bad --threshold was reported only after the reranker had loaded (the first
+    time: the model built, converted and gated, minutes); a model that is not there hid the index error."""
+    missing = tmp_path / "no-index"
+    for command in ("search", "ask"):
+        argv = [command, "--index", str(missing), "--rerank", str(tmp_path / "no-model"), "q?"]
+        assert main(argv) == 2
+        assert "is not a crossrank index" in capsys.readouterr().err
+    argv = ["search", "--index", str(index_dir), "--rerank", str(tmp_path / "no-model"), "--threshold", "2"]
+    assert main([*argv, "q"]) == 2
+    assert "threshold must be a number in [0, 1]" in capsys.readouterr().err

@@ -227,3 +227,20 @@ def test_vectors_match_chunks_after_updates(tmp_path, docs):
         [c.title + "\n" + c.text if c.title else c.text for c in fresh.chunks]
     )
     assert np.allclose(fresh.vectors, expected, atol=1e-6)
+
+
+def test_an_open_index_serves_what_later_updates_committed(tmp_path, docs):
+    """A Pipeline (or index) opened before `crossrank index delete` went on returning the deleted
+    document, and never saw added ones, until the process restarted."""
+    from crossrank.pipeline import Pipeline
+
+    folder = tmp_path / "ix"
+    build(folder, docs)
+    pipeline = Pipeline(folder, None, top_n=3, method="bm25")
+    assert pipeline.search("capital of France")[0].chunk.doc_id == "paris"
+    writer = EmbeddedIndex.open(folder)  # another process, as far as the reader can tell
+    writer.delete(["paris"])
+    writer.add(chunk_documents([{"id": "kyoto", "text": "Kyoto was the capital of Japan."}]))
+    hits = pipeline.search("capital of France Japan")
+    assert "paris" not in {h.chunk.doc_id for h in hits} and hits[0].chunk.doc_id == "kyoto"
+    assert len(pipeline.retriever) == N_DOCS and pipeline.retriever.refresh() is False

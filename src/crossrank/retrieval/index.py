@@ -121,6 +121,15 @@ def index_config(folder: Path, manifest: dict) -> IndexConfig:
     return IndexConfig(**manifest["config"])
 
 
+def _manifest_stamp(folder: Path) -> tuple | None:
+    """What tells one manifest file from the next: each update replaces it with a new file."""
+    try:
+        st = (folder / MANIFEST).stat()
+    except FileNotFoundError:
+        return None
+    return (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+
 @contextlib.contextmanager
 def writer_lock(folder: Path):
     """Hold the folder's writer lock (blocks while another process updates the index)."""
@@ -142,6 +151,7 @@ class EmbeddedIndex:
         self.folder, self.config, self.chunks = folder, config, chunks
         self.vectors, self.bm25, self.generation = vectors, bm25, generation
         self._embedder: Embedder | None = None
+        self._stamp: tuple | None = None  # the manifest file this state was read from (see refresh)
 
     # -- opening -------------------------------------------------------------------------------------
     @classmethod
@@ -162,7 +172,10 @@ class EmbeddedIndex:
         folder = Path(folder)
         for attempt in range(3):
             try:
-                return cls._load(folder, read_manifest(folder), embedder)
+                stamp = _manifest_stamp(folder)
+                index = cls._load(folder, read_manifest(folder), embedder)
+                index._stamp = stamp
+                return index
             except FileNotFoundError as exc:
                 if attempt == 2:
                     raise damaged(folder, f"{exc.filename} is missing") from None
@@ -266,13 +279,24 @@ class EmbeddedIndex:
         """Another process may have committed since this object was opened: start from its state."""
         current = read_manifest(self.folder) if (self.folder / MANIFEST).exists() else None
         if current and int(current["generation"].split("-")[1]) != self.generation:
-            fresh = EmbeddedIndex.open(self.folder, self._embedder)
-            self.chunks, self.vectors, self.bm25, self.generation = (
-                fresh.chunks,
-                fresh.vectors,
-                fresh.bm25,
-                fresh.generation,
-            )
+            self._take(EmbeddedIndex.open(self.folder, self._embedder))
+
+    def refresh(self) -> bool:
+        """Catch up with updates committed since this object read the index (by `crossrank index add` /
+        `delete` or another object): load the newest generation if there is a newer one; returns whether
+        there was. :meth:`search` calls it first, so a long-lived index or Pipeline never serves deleted
+        or replaced documents; when nothing changed it costs one ``stat`` of the manifest."""
+        stamp = _manifest_stamp(self.folder)
+        if stamp is not None and stamp == self._stamp:
+            return False
+        fresh = EmbeddedIndex.open(self.folder, self._embedder)
+        changed = fresh.generation != self.generation
+        self._take(fresh)
+        return changed
+
+    def _take(self, fresh: EmbeddedIndex) -> None:
+        self.chunks, self.vectors, self.bm25 = fresh.chunks, fresh.vectors, fresh.bm25
+        self.generation, self._stamp = fresh.generation, fresh._stamp
 
     def _commit(self, chunks: list[Chunk], vectors) -> None:
         """Write a new generation and publish it (caller holds the writer lock)."""
@@ -297,6 +321,7 @@ class EmbeddedIndex:
         }
         write_json_atomic(self.folder / MANIFEST, manifest)
         self.chunks, self.vectors, self.bm25, self.generation = chunks, vectors, bm25, generation
+        self._stamp = _manifest_stamp(self.folder)
         self._collect_garbage({name, f"gen-{generation - 1:06d}"})
         logger.info("index %s now at %s with %d chunks", self.folder, name, len(chunks))
 
@@ -329,10 +354,12 @@ class EmbeddedIndex:
 
     # -- searching -----------------------------------------------------------------------------------
     def search(self, query: str, k: int = 100, method: str | None = None) -> list[Candidate]:
-        """The best ``k`` chunks for ``query`` by ``bm25``, ``dense`` or ``hybrid`` (RRF of both)."""
+        """The best ``k`` chunks for ``query`` by ``bm25``, ``dense`` or ``hybrid`` (RRF of both), from the
+        index's newest generation (see :meth:`refresh`)."""
         method = check_method(method or self.config.default_method)
         check_k(k)
         check_text(query, "query")
+        self.refresh()
         if not self.chunks:
             raise InvalidInputError(
                 f"the index in {self.folder} is empty; add documents with `crossrank index add --index "

@@ -244,3 +244,21 @@ def test_an_open_index_serves_what_later_updates_committed(tmp_path, docs):
     hits = pipeline.search("capital of France Japan")
     assert "paris" not in {h.chunk.doc_id for h in hits} and hits[0].chunk.doc_id == "kyoto"
     assert len(pipeline.retriever) == N_DOCS and pipeline.retriever.refresh() is False
+
+
+def test_index_delete_says_when_an_id_is_not_in_the_index(tmp_path, capsys):
+    """`index delete` of a text file's path (its id is relative to the --input folder) printed
+    "removed 0 chunks" and exited 0, as if it had worked."""
+    from crossrank.cli.main import main
+
+    (tmp_path / "docs" / "sub").mkdir(parents=True)
+    (tmp_path / "docs" / "sub" / "paris.txt").write_text("Paris is the capital of France.", encoding="utf-8")
+    (tmp_path / "docs" / "tea.txt").write_text("Tea contains caffeine.", encoding="utf-8")
+    folder, docs = str(tmp_path / "ix"), str(tmp_path / "docs")
+    assert main(["index", "build", "-i", docs, "--index", folder, "--embedder", "hash"]) == 0
+    capsys.readouterr()
+    assert main(["index", "delete", "--index", folder, str(tmp_path / "docs" / "sub" / "paris.txt")]) == 2
+    assert "path relative to the --input folder" in capsys.readouterr().err
+    assert main(["index", "delete", "--index", folder, "sub/paris.txt", "typo"]) == 0
+    out, err = capsys.readouterr()
+    assert "removed 1 chunks" in out and "not in the index (ignored): 'typo'" in err

@@ -11,7 +11,15 @@ from ..errors import InvalidInputError
 HELP = """Build and update a search index in DIR. Input: a .jsonl file (one {"id", "text", "title"?, ...}
 object per line; other keys are kept as metadata), a text/Markdown file, or a folder of them. Documents
 are split into overlapping token chunks; BM25 (jieba for Chinese, stemming for English) and dense
-multilingual-e5-small vectors are stored. Updates are atomic: a crash leaves the previous index readable."""
+multilingual-e5-small vectors are stored. Updates are atomic: a crash leaves the previous index readable.
+A document's id is its JSONL "id" or, for a text file, its path relative to the --input folder (the file
+name when --input is the file): `index add` replaces the documents whose ids it indexes again, so give
+it the same folder to update a file from a nested folder."""
+
+ID_HINT = (
+    'a document\'s id is its JSONL "id", or for a text file its path relative to the --input folder it '
+    "was indexed from; `crossrank search --index DIR QUERY --json` shows each hit's doc_id"
+)
 
 
 def register(sub) -> None:
@@ -118,7 +126,13 @@ def run_delete(args: argparse.Namespace) -> int:
     from ..retrieval import open_retriever
 
     retriever = open_retriever(args.index)
+    chunks = getattr(retriever, "chunks", None)  # the embedded index: say which ids are not there
+    unknown = [i for i in args.ids if i not in {c.doc_id for c in chunks}] if chunks is not None else []
     removed = retriever.delete(args.ids)
+    if not removed:
+        raise InvalidInputError(f"no document {', '.join(map(repr, args.ids))} in {args.index}; {ID_HINT}")
+    if unknown:
+        sys.stderr.write(f"not in the index (ignored): {', '.join(map(repr, unknown))}; {ID_HINT}\n")
     sys.stdout.write(f"removed {removed} chunks; the index now holds {len(retriever)} chunks\n")
     return 0
 

@@ -67,3 +67,23 @@ def test_a_repeated_document_id_is_refused_with_both_places(tmp_path, jsonl_writ
         argv = ["index", "build", "--input", str(path), "--index", str(folder), "--embedder", "hash"]
         assert main([*argv, "--backend", backend]) == 2
         assert not folder.exists()
+
+
+@pytest.mark.parametrize("backend", ["embedded", "qdrant"])
+def test_a_build_stopped_while_embedding_leaves_no_index_behind(tmp_path, docs_file, monkeypatch, backend):
+    """Ctrl-C (or any error) while embedding left an empty index that made the next `index build` say
+    "an index already exists"."""
+    from crossrank.cli.main import main
+    from crossrank.retrieval.dense import HashEmbedder
+
+    def interrupted(self, texts):
+        raise KeyboardInterrupt
+
+    argv = ["index", "build", "--input", str(docs_file), "--embedder", "hash", "--backend", backend]
+    (tmp_path / "empty").mkdir()
+    for folder in (tmp_path / "new", tmp_path / "empty"):
+        monkeypatch.setattr(HashEmbedder, "embed_passages", interrupted)
+        assert main([*argv, "--index", str(folder)]) == 130
+        assert not folder.exists() or list(folder.iterdir()) == []
+        monkeypatch.undo()
+        assert main([*argv, "--index", str(folder)]) == 0

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
+from pathlib import Path
 
 from ..errors import InvalidInputError
 
@@ -100,16 +102,36 @@ def run_build(args: argparse.Namespace) -> int:
     chunks = chunk_documents(read_documents(args.input), config.chunk_tokens, config.chunk_overlap)
     if not chunks:
         raise InvalidInputError(f"{args.input}: no text to index (all documents are empty)")
+    existed = Path(args.index).exists()
     retriever = create_retriever(args.index, config)
     bar = _Bar(len(chunks), "embedding")
     try:
         retriever.add(chunks, progress=bar)
+    except BaseException:  # an error or Ctrl-C: no empty index left to block the next `index build`
+        _remove_new_index(retriever, Path(args.index), existed)
+        raise
     finally:
         bar.bar.close()
     sys.stdout.write(
         f"indexed {len(chunks)} chunks of {len({c.doc_id for c in chunks})} documents in {args.index}\n"
     )
     return 0
+
+
+def _remove_new_index(retriever, folder: Path, existed: bool) -> None:
+    """Undo a build that failed before its documents were in: the folder was new or empty (see
+    check_new_index_folder), so everything in it is the index's own."""
+    client = getattr(retriever, "client", None)
+    if client is not None:
+        client.close()
+    if not existed:
+        shutil.rmtree(folder, ignore_errors=True)
+        return
+    for entry in folder.iterdir():
+        if entry.is_dir():
+            shutil.rmtree(entry, ignore_errors=True)
+        else:
+            entry.unlink(missing_ok=True)
 
 
 def run_add(args: argparse.Namespace) -> int:
@@ -138,8 +160,6 @@ def run_delete(args: argparse.Namespace) -> int:
 
 
 def run_info(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
     from ..retrieval import read_manifest
 
     sys.stdout.write(json.dumps(read_manifest(Path(args.index)), indent=2, ensure_ascii=False) + "\n")

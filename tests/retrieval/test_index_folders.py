@@ -87,3 +87,14 @@ def test_a_build_stopped_while_embedding_leaves_no_index_behind(tmp_path, docs_f
         assert not folder.exists() or list(folder.iterdir()) == []
         monkeypatch.undo()
         assert main([*argv, "--index", str(folder)]) == 0
+
+
+@pytest.mark.parametrize("bad", ["", "  ", {"a": 1}, True, [1], 1.5])
+def test_a_jsonl_id_must_be_a_non_blank_string_or_an_integer(tmp_path, jsonl_writer, bad):
+    """"" became chunk id "#0", {"a": 1} the id "{'a': 1}" and true "True": documents nobody can name
+    in `index delete` or match in `index add`."""
+    path = jsonl_writer(tmp_path / "ids.jsonl", [{"id": "ok", "text": "fine"}, {"id": bad, "text": "Tea"}])
+    with pytest.raises(InvalidInputError, match=r'ids.jsonl:2: "id" must be a non-blank string'):
+        list(read_documents(path))
+    path = jsonl_writer(tmp_path / "ids.jsonl", [{"id": 7, "text": "seven"}, {"_id": "d1", "text": "one"}])
+    assert [d["id"] for d in read_documents(path)] == ["7", "d1"]

@@ -54,6 +54,12 @@ def _jsonl_documents(path: Path) -> Iterator[dict[str, Any]]:
         metadata = {k: v for k, v in record.items() if k not in _RESERVED and k != "metadata"}
         if isinstance(record.get("metadata"), dict):
             metadata.update(record["metadata"])
+        usable_id = isinstance(doc_id, str) and doc_id.strip() or type(doc_id) is int
+        if not usable_id:
+            raise InvalidInputError(
+                f'{path}:{number}: "id" must be a non-blank string or an integer, got {json.dumps(doc_id)}; '
+                "it is how the document is found, replaced and deleted later"
+            )
         yield {
             "id": str(doc_id),
             "text": record["text"],

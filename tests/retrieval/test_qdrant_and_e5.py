@@ -123,3 +123,27 @@ def test_a_qdrant_index_is_found_from_any_directory_and_after_a_move(tmp_path, d
     shutil.rmtree(tmp_path / "moved" / "qdrant")
     with pytest.raises(InvalidInputError, match="qdrant storage .* is missing"):
         open_retriever(tmp_path / "moved")
+
+
+def test_qdrant_replacing_a_document_keeps_the_old_version_until_the_new_one_is_in(monkeypatch):
+    """add() deleted a document's points before embedding its new version: Ctrl-C (or an error) while
+    embedding lost the document."""
+    from crossrank.retrieval.dense import HashEmbedder
+    from crossrank.retrieval.sources import chunk_documents
+
+    retriever = QdrantRetriever(IndexConfig(backend="qdrant", embedder="hash", qdrant_location=":memory:"))
+    old = [{"id": "paris", "text": "Paris is the capital of France. " * 3}, {"id": "tea", "text": "Tea"}]
+    retriever.add(chunk_documents(old, 5, 0))
+    assert len(retriever) == 6
+
+    def interrupted(self, texts):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(HashEmbedder, "embed_passages", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        retriever.add(chunk_documents([{"id": "paris", "text": "Paris, Texas."}]))
+    assert len(retriever) == 6
+    monkeypatch.undo()
+    retriever.add(chunk_documents([{"id": "paris", "text": "Paris, Texas."}]))
+    assert sorted(h.chunk.id for h in retriever.search("Paris tea", 10, "dense")) == ["paris#0", "tea#0"]
+    assert "Texas" in retriever.search("Paris", 1, "bm25")[0].chunk.text

@@ -13,7 +13,8 @@ from ..errors import InvalidInputError
 HELP = """Build and update a search index in DIR. Input: a .jsonl file (one {"id", "text", "title"?, ...}
 object per line; other keys are kept as metadata), a text/Markdown file, or a folder of them. Documents
 are split into overlapping token chunks; BM25 (jieba for Chinese, stemming for English) and dense
-multilingual-e5-small vectors are stored. Updates are atomic: a crash leaves the previous index readable.
+multilingual-e5-small vectors are stored. Updates are atomic: a crash leaves the previous index readable
+(on --backend qdrant, a replaced document's new chunks are written before its old ones are removed).
 A document's id is its JSONL "id" or, for a text file, its path relative to the --input folder (the file
 name when --input is the file): `index add` replaces the documents whose ids it indexes again, so give
 it the same folder to update a file from a nested folder."""

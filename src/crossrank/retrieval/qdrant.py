@@ -90,9 +90,10 @@ class QdrantRetriever:
         return self.client.count(self.config.collection, exact=True).count
 
     def add(self, chunks: list[Chunk], progress=None) -> int:
-        """Upsert chunks (documents already present are replaced first). Returns chunks added."""
+        """Upsert chunks; documents already present are replaced: their new chunks are written first,
+        then the old chunks the new version lacks are removed (an error or Ctrl-C while embedding
+        leaves the old version whole). Returns chunks added."""
         models = optional_import("qdrant_client.models", "retrieval")
-        self.delete(sorted({c.doc_id for c in chunks}))
         texts = [indexed_text(c) for c in chunks]
         vectors = embed_in_batches(self.embedder.embed_passages, texts, self.embedder.dim, progress)
         points = []
@@ -110,6 +111,13 @@ class QdrantRetriever:
             )
         for start in range(0, len(points), UPSERT_BATCH):
             self.client.upsert(self.config.collection, points=points[start : start + UPSERT_BATCH])
+        doc_ids = sorted({c.doc_id for c in chunks})
+        if doc_ids:
+            stale = models.Filter(
+                must=[models.FieldCondition(key="doc_id", match=models.MatchAny(any=doc_ids))],
+                must_not=[models.HasIdCondition(has_id=[p.id for p in points])],
+            )
+            self.client.delete(self.config.collection, points_selector=models.FilterSelector(filter=stale))
         return len(chunks)
 
     def delete(self, doc_ids: list[str]) -> int:

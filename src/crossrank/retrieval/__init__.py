@@ -53,6 +53,13 @@ def create_retriever(folder: str | Path, config: IndexConfig, embedder=None) -> 
         config = replace(config, qdrant_location=str(Path(config.qdrant_location).resolve()))
     location = qdrant_location(folder, config)
     retriever = QdrantRetriever(replace(config, qdrant_location=location), embedder=embedder)
+    if len(retriever):  # a store shared with another index: its points would be this index's results
+        held = len(retriever)
+        retriever.client.close()
+        raise InvalidInputError(
+            f"the qdrant collection {config.collection!r} at {location} already holds {held} chunks (of "
+            "another index?); pass another --qdrant location, or add to that index with `crossrank index add`"
+        )
     folder.mkdir(parents=True, exist_ok=True)
     payload = {"format": FORMAT, "version": VERSION, "generation": None, "config": asdict(config)}
     write_json_atomic(folder / MANIFEST, payload)

@@ -147,3 +147,29 @@ def test_qdrant_replacing_a_document_keeps_the_old_version_until_the_new_one_is_
     retriever.add(chunk_documents([{"id": "paris", "text": "Paris, Texas."}]))
     assert sorted(h.chunk.id for h in retriever.search("Paris tea", 10, "dense")) == ["paris#0", "tea#0"]
     assert "Texas" in retriever.search("Paris", 1, "bm25")[0].chunk.text
+
+
+def test_a_new_qdrant_index_refuses_a_store_that_already_holds_points(tmp_path, docs):
+    """Two indexes built on one --qdrant folder shared its collection: the second index returned the
+    first one's documents."""
+    from crossrank.retrieval.sources import chunk_documents
+
+    config = IndexConfig(backend="qdrant", embedder="hash", qdrant_location=str(tmp_path / "store"))
+    first = create_retriever(tmp_path / "one", config)
+    first.add(chunk_documents(docs))
+    first.client.close()
+    with pytest.raises(InvalidInputError, match=f"already holds {len(docs)} chunks .*another --qdrant"):
+        create_retriever(tmp_path / "two", config)
+    assert not (tmp_path / "two").exists()
+    reopened = open_retriever(tmp_path / "one")
+    assert len(reopened) == len(docs)
+    reopened.client.close()
+
+
+def test_qdrant_search_refuses_a_blank_query_like_the_embedded_index(docs):
+    from crossrank.retrieval.sources import chunk_documents
+
+    retriever = QdrantRetriever(IndexConfig(backend="qdrant", embedder="hash", qdrant_location=":memory:"))
+    retriever.add(chunk_documents(docs))
+    with pytest.raises(InvalidInputError, match="query is empty"):
+        retriever.search("   ")

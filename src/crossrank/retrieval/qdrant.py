@@ -16,6 +16,7 @@ from collections import Counter
 from pathlib import Path
 
 from ..errors import InvalidInputError, optional_import
+from ..scoring import check_text
 from .base import Candidate, Chunk, check_k, check_method
 from .dense import Embedder, embed_in_batches, make_embedder
 from .index import IndexConfig, candidates_from_lists
@@ -140,6 +141,7 @@ class QdrantRetriever:
     def search(self, query: str, k: int = 100, method: str | None = None) -> list[Candidate]:
         method = check_method(method or self.config.default_method)
         check_k(k)
+        check_text(query, "query")
         if len(self) == 0:
             raise InvalidInputError(
                 f"the qdrant collection {self.config.collection!r} is empty; "

@@ -20,6 +20,7 @@ import logging
 import os
 import re
 import shutil
+import threading
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -152,6 +153,7 @@ class EmbeddedIndex:
         self.vectors, self.bm25, self.generation = vectors, bm25, generation
         self._embedder: Embedder | None = None
         self._stamp: tuple | None = None  # the manifest file this state was read from (see refresh)
+        self._state_lock = threading.Lock()  # chunks, vectors and bm25 change together
 
     # -- opening -------------------------------------------------------------------------------------
     @classmethod
@@ -295,8 +297,9 @@ class EmbeddedIndex:
         return changed
 
     def _take(self, fresh: EmbeddedIndex) -> None:
-        self.chunks, self.vectors, self.bm25 = fresh.chunks, fresh.vectors, fresh.bm25
-        self.generation, self._stamp = fresh.generation, fresh._stamp
+        with self._state_lock:
+            self.chunks, self.vectors, self.bm25 = fresh.chunks, fresh.vectors, fresh.bm25
+            self.generation, self._stamp = fresh.generation, fresh._stamp
 
     def _commit(self, chunks: list[Chunk], vectors) -> None:
         """Write a new generation and publish it (caller holds the writer lock)."""
@@ -320,8 +323,9 @@ class EmbeddedIndex:
             "updated": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         }
         write_json_atomic(self.folder / MANIFEST, manifest)
-        self.chunks, self.vectors, self.bm25, self.generation = chunks, vectors, bm25, generation
-        self._stamp = _manifest_stamp(self.folder)
+        with self._state_lock:
+            self.chunks, self.vectors, self.bm25, self.generation = chunks, vectors, bm25, generation
+            self._stamp = _manifest_stamp(self.folder)
         self._collect_garbage({name, f"gen-{generation - 1:06d}"})
         logger.info("index %s now at %s with %d chunks", self.folder, name, len(chunks))
 
@@ -360,12 +364,14 @@ class EmbeddedIndex:
         check_k(k)
         check_text(query, "query")
         self.refresh()
-        if not self.chunks:
+        with self._state_lock:  # one generation throughout, even if another thread refreshes meanwhile
+            chunks, vectors, bm25 = self.chunks, self.vectors, self.bm25
+        if not chunks:
             raise InvalidInputError(
                 f"the index in {self.folder} is empty; add documents with `crossrank index add --index "
                 f"{self.folder} --input PATH`"
             )
-        if method != "bm25" and self.vectors is None:
+        if method != "bm25" and vectors is None:
             if method == "dense":
                 raise InvalidInputError(
                     "this index has no dense vectors (built with --embedder none); use bm25"
@@ -373,11 +379,11 @@ class EmbeddedIndex:
             method = "bm25"
         lists: dict[str, list[tuple[int, float]]] = {}
         if method in ("bm25", "hybrid"):
-            lists["bm25"] = self.bm25.search(query, k)
+            lists["bm25"] = bm25.search(query, k)
         if method in ("dense", "hybrid"):
             query_vector = self.embedder.embed_queries([query])[0]
-            lists["dense"] = dense_search(self.vectors, query_vector, k)
-        return candidates_from_lists(self.chunks, lists, method, k, self.config.rrf_k)
+            lists["dense"] = dense_search(vectors, query_vector, k)
+        return candidates_from_lists(chunks, lists, method, k, self.config.rrf_k)
 
 
 def check_new_index_folder(folder: Path) -> None:

@@ -98,3 +98,20 @@ def test_a_jsonl_id_must_be_a_non_blank_string_or_an_integer(tmp_path, jsonl_wri
         list(read_documents(path))
     path = jsonl_writer(tmp_path / "ids.jsonl", [{"id": 7, "text": "seven"}, {"_id": "d1", "text": "one"}])
     assert [d["id"] for d in read_documents(path)] == ["7", "d1"]
+
+
+def test_index_add_says_which_indexed_documents_it_replaced(tmp_path, capsys):
+    """Two folders each holding notes.txt: `index add` of the second silently replaced the first one's
+    notes (same id), reporting only "added 1 chunks"."""
+    from crossrank.cli.main import main
+
+    for name, text in (("d1", "Meeting notes from Monday about the budget."), ("d2", "Shopping list.")):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "notes.txt").write_text(text, encoding="utf-8")
+    index = str(tmp_path / "ix")
+    assert main(["index", "build", "-i", str(tmp_path / "d1"), "--index", index, "--embedder", "hash"]) == 0
+    (tmp_path / "d2" / "new.txt").write_text("Something new.", encoding="utf-8")
+    capsys.readouterr()
+    assert main(["index", "add", "-i", str(tmp_path / "d2"), "--index", index]) == 0
+    out = capsys.readouterr().out
+    assert "added 2 chunks (replacing 1 indexed documents with the same id: 'notes.txt')" in out

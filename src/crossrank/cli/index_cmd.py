@@ -68,15 +68,18 @@ class _Bar:
         self.bar.update(n)
 
 
-def _add_documents(retriever, path: str, chunk_tokens: int, overlap: int) -> int:
+def _add_documents(retriever, path: str, chunk_tokens: int, overlap: int) -> tuple[int, list[str]]:
+    """Chunks added, and the ids of the documents they replaced (known for the embedded index)."""
     from ..retrieval.sources import chunk_documents, read_documents
 
     chunks = chunk_documents(read_documents(path), chunk_tokens, overlap)
     if not chunks:
         raise InvalidInputError(f"{path}: no text to index (all documents are empty)")
+    indexed = {c.doc_id for c in getattr(retriever, "chunks", ())}
+    replaced = sorted({c.doc_id for c in chunks} & indexed)
     bar = _Bar(len(chunks), "embedding")
     try:
-        return retriever.add(chunks, progress=bar)
+        return retriever.add(chunks, progress=bar), replaced
     finally:
         bar.bar.close()
 
@@ -140,8 +143,12 @@ def run_add(args: argparse.Namespace) -> int:
 
     retriever = open_retriever(args.index)
     config = retriever.config
-    added = _add_documents(retriever, args.input, config.chunk_tokens, config.chunk_overlap)
-    sys.stdout.write(f"added {added} chunks; the index now holds {len(retriever)} chunks\n")
+    added, replaced = _add_documents(retriever, args.input, config.chunk_tokens, config.chunk_overlap)
+    note = ""
+    if replaced:  # same id: the indexed version is gone (a text file's id is its path under --input)
+        shown = ", ".join(map(repr, replaced[:5])) + (", ..." if len(replaced) > 5 else "")
+        note = f" (replacing {len(replaced)} indexed documents with the same id: {shown})"
+    sys.stdout.write(f"added {added} chunks{note}; the index now holds {len(retriever)} chunks\n")
     return 0
 
 

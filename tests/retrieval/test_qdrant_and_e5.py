@@ -173,3 +173,14 @@ def test_qdrant_search_refuses_a_blank_query_like_the_embedded_index(docs):
     retriever.add(chunk_documents(docs))
     with pytest.raises(InvalidInputError, match="query is empty"):
         retriever.search("   ")
+
+
+def test_index_build_refuses_an_in_memory_qdrant_store(tmp_path, docs_file, capsys):
+    """`index build --qdrant :memory:` reported the chunks indexed, and every later search and add
+    found an empty store."""
+    from crossrank.cli.main import main
+
+    argv = ["index", "build", "-i", str(docs_file), "--index", str(tmp_path / "ix"), "--embedder", "hash"]
+    assert main([*argv, "--backend", "qdrant", "--qdrant", ":memory:"]) == 2
+    assert "keeps the index only while this command runs" in capsys.readouterr().err
+    assert not (tmp_path / "ix").exists()

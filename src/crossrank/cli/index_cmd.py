@@ -42,7 +42,7 @@ def register(sub) -> None:
         "--backend", default="embedded", choices=["embedded", "qdrant"], help="where vectors live"
     )
     build.add_argument(
-        "--qdrant", default=None, help="qdrant backend: URL, folder or :memory: (default DIR/qdrant)"
+        "--qdrant", default=None, help="qdrant backend: a server URL or a folder (default DIR/qdrant)"
     )
     build.set_defaults(func=run_build)
     add = actions.add_parser("add", help="add or replace documents in an index")
@@ -92,6 +92,11 @@ def run_build(args: argparse.Namespace) -> int:
     embedder = None if args.embedder == "none" else args.embedder
     if args.backend == "qdrant" and embedder is None:
         raise InvalidInputError("--backend qdrant needs an embedder: use --embedder e5-small or hash")
+    if args.qdrant == ":memory:":  # gone when this command exits: every later search finds it empty
+        raise InvalidInputError(
+            "--qdrant :memory: keeps the index only while this command runs; pass a folder or a server "
+            "URL, or leave --qdrant out (DIR/qdrant)"
+        )
     config = IndexConfig(
         backend=args.backend,
         embedder=embedder,

@@ -115,3 +115,17 @@ def test_index_add_says_which_indexed_documents_it_replaced(tmp_path, capsys):
     assert main(["index", "add", "-i", str(tmp_path / "d2"), "--index", index]) == 0
     out = capsys.readouterr().out
     assert "added 2 chunks (replacing 1 indexed documents with the same id: 'notes.txt')" in out
+
+
+def test_chunks_with_a_repeated_id_are_refused_by_both_backends(tmp_path):
+    """Chunks of two chunk_documents calls sharing a document id went in twice (x#0, x#0) on the embedded
+    index, and overwrote each other on qdrant."""
+    from crossrank.retrieval.qdrant import QdrantRetriever
+
+    chunks = chunk_documents([{"id": "x", "text": "Paris"}]) + chunk_documents([{"id": "x", "text": "Tea"}])
+    index = EmbeddedIndex.create(tmp_path / "ix", HASH)
+    qdrant = QdrantRetriever(IndexConfig(backend="qdrant", embedder="hash", qdrant_location=":memory:"))
+    for retriever in (index, qdrant):
+        with pytest.raises(InvalidInputError, match=r"chunks\[1\] has the id 'x#0' of chunks\[0\]"):
+            retriever.add(chunks)
+        assert len(retriever) == 0

@@ -406,9 +406,11 @@ def check_new_index_folder(folder: Path) -> None:
 
 
 def check_chunks(chunks) -> None:
-    """Chunks to index: a list of :class:`Chunk` whose id, title and text are valid Unicode."""
+    """Chunks to index: a list of :class:`Chunk` with distinct ids whose id, title and text are valid
+    Unicode."""
     if isinstance(chunks, str | bytes) or not isinstance(chunks, list | tuple):
         raise InvalidInputError("chunks must be a list of Chunk objects (see sources.chunk_documents)")
+    seen: dict[str, int] = {}
     for i, chunk in enumerate(chunks):
         if not isinstance(chunk, Chunk):
             raise InvalidInputError(f"chunks[{i}] must be a Chunk, got {type(chunk).__name__}")
@@ -417,6 +419,11 @@ def check_chunks(chunks) -> None:
             if not isinstance(value, str):
                 raise InvalidInputError(f"chunks[{i}].{name} must be a string, got {type(value).__name__}")
             check_encodable(value, f"chunks[{i}].{name}")
+        if seen.setdefault(chunk.id, i) != i:
+            raise InvalidInputError(
+                f"chunks[{i}] has the id {chunk.id!r} of chunks[{seen[chunk.id]}]; chunk ids must be unique "
+                "(two documents with one id? chunk them in one chunk_documents call, which says where)"
+            )
 
 
 def candidates_from_lists(

@@ -19,7 +19,7 @@ from ..errors import InvalidInputError, optional_import
 from ..scoring import check_text
 from .base import Candidate, Chunk, check_k, check_method
 from .dense import Embedder, embed_in_batches, make_embedder
-from .index import IndexConfig, candidates_from_lists
+from .index import IndexConfig, candidates_from_lists, check_chunks
 from .sources import indexed_text
 from .text import tokenize
 
@@ -94,6 +94,7 @@ class QdrantRetriever:
         """Upsert chunks; documents already present are replaced: their new chunks are written first,
         then the old chunks the new version lacks are removed (an error or Ctrl-C while embedding
         leaves the old version whole). Returns chunks added."""
+        check_chunks(chunks)  # one point per chunk id: a repeated id would overwrite a chunk
         models = optional_import("qdrant_client.models", "retrieval")
         texts = [indexed_text(c) for c in chunks]
         vectors = embed_in_batches(self.embedder.embed_passages, texts, self.embedder.dim, progress)

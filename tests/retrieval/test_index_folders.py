@@ -129,3 +129,19 @@ def test_chunks_with_a_repeated_id_are_refused_by_both_backends(tmp_path):
         with pytest.raises(InvalidInputError, match=r"chunks\[1\] has the id 'x#0' of chunks\[0\]"):
             retriever.add(chunks)
         assert len(retriever) == 0
+
+
+def test_hidden_files_and_folders_are_not_documents(tmp_path):
+    """A notebook folder's .ipynb_checkpoints copy (an older version of the notes) was indexed and came
+    back as a hit beside the real file; a .venv brought in every package's *.txt."""
+    docs = tmp_path / "docs"
+    (docs / ".ipynb_checkpoints").mkdir(parents=True)
+    (docs / ".venv" / "pkg.dist-info").mkdir(parents=True)
+    (docs / "notes.txt").write_text("Project notes: the budget is 10k.", encoding="utf-8")
+    (docs / ".ipynb_checkpoints" / "notes-checkpoint.txt").write_text("the budget is 5k.", encoding="utf-8")
+    (docs / ".venv" / "pkg.dist-info" / "top_level.txt").write_text("pkg", encoding="utf-8")
+    (docs / ".hidden.md").write_text("# Hidden", encoding="utf-8")
+    assert [d["id"] for d in read_documents(docs)] == ["notes.txt"]
+    # a hidden folder or file named as the input is read
+    assert [d["id"] for d in read_documents(docs / ".ipynb_checkpoints")] == ["notes-checkpoint.txt"]
+    assert [d["id"] for d in read_documents(docs / ".hidden.md")] == [".hidden.md"]

@@ -11,7 +11,8 @@ from pathlib import Path
 from ..errors import InvalidInputError
 
 HELP = """Build and update a search index in DIR. Input: a .jsonl file (one {"id", "text", "title"?, ...}
-object per line; other keys are kept as metadata), a text/Markdown file, or a folder of them. Documents
+object per line; other keys are kept as metadata), a text/Markdown file, or a folder of them (hidden
+files and folders, such as .git or .ipynb_checkpoints, and index folders are skipped). Documents
 are split into overlapping token chunks; BM25 (jieba for Chinese, stemming for English) and dense
 multilingual-e5-small vectors are stored. Updates are atomic: a crash leaves the previous index readable
 (on --backend qdrant, a replaced document's new chunks are written before its old ones are removed).

@@ -93,11 +93,17 @@ def _is_index(folder: Path) -> bool:
 
 def read_documents(path: str | Path) -> Iterator[dict[str, Any]]:
     """Documents from a file or a folder (searched recursively): ``.jsonl`` lines, or one per text file.
-    crossrank index folders inside it are skipped (their files are chunks, not documents)."""
+    In a folder, hidden files and folders (names starting with ``.``) and crossrank index folders are
+    skipped (their files are copies, tools' files or chunks, not documents)."""
     root = Path(path)
     if not root.exists():
         raise InvalidInputError(f"input {root} does not exist; give a .jsonl file, a text file or a folder")
     files = sorted(p for p in root.rglob("*") if p.is_file()) if root.is_dir() else [root]
+    if root.is_dir():  # hidden files and folders (.git, .venv, .ipynb_checkpoints copies) are not documents
+        hidden = {p for p in files if any(part.startswith(".") for part in p.relative_to(root).parts)}
+        if hidden:
+            logger.info("skipping %d hidden files in %s", len(hidden), root)
+            files = [p for p in files if p not in hidden]
     indexes = [m.parent for m in files if m.name == "manifest.json" and _is_index(m.parent)]
     if root in indexes:
         raise InvalidInputError(

@@ -88,6 +88,11 @@ def chat(
     body = {"model": model, "messages": messages, "temperature": temperature}
     try:
         response = httpx.post(url, json=body, headers=headers, timeout=timeout)
+    except httpx.ReadTimeout as exc:  # reached, but slower than the timeout (a long answer, a busy GPU)
+        raise BackendError(
+            f"the LLM at {url} did not answer within {timeout:g} s ({exc or type(exc).__name__}); "
+            "raise --llm-timeout, or check that the endpoint is not overloaded"
+        ) from exc
     except httpx.HTTPError as exc:
         raise BackendError(f"could not reach the LLM at {url}: {exc}; check --llm-base-url") from exc
     if response.status_code != 200:

@@ -170,6 +170,19 @@ def test_ask_reports_a_reply_without_text(index_dir, stub_llm, capsys):
     assert code == 2 and "sent no text (choices[0].message.content is null; refusal: I can't)" in err
 
 
+def test_ask_reports_a_slow_llm_with_the_timeout_to_raise(index_dir, capsys):
+    """A read timeout said "could not reach the LLM ...; check --llm-base-url" of an endpoint that was
+    reached and was only slow."""
+    import socket
+
+    with socket.create_server(("127.0.0.1", 0)) as server:  # accepts the connection, never answers
+        url = f"http://127.0.0.1:{server.getsockname()[1]}/v1"
+        argv = ["ask", "--index", str(index_dir), "--rerank", "none", "--llm-base-url", url]
+        assert main([*argv, "--llm-timeout", "0.3", "Paris?"]) == 2
+    err = capsys.readouterr().err
+    assert "did not answer within 0.3 s" in err and "raise --llm-timeout" in err
+
+
 def test_ask_reports_an_unreachable_llm(index_dir, capsys):
     code = main(
         [

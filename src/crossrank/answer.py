@@ -82,6 +82,8 @@ def chat(
     temperature: float = 0.0,
 ) -> str:
     """The assistant's reply from an OpenAI-compatible ``/chat/completions`` endpoint."""
+    if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not 0 < timeout < float("inf"):
+        raise InvalidInputError(f"the LLM timeout must be a positive number of seconds, got {timeout!r}")
     httpx = optional_import("httpx", "retrieval")
     headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
     url = base_url.rstrip("/") + "/chat/completions"

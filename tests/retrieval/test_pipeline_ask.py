@@ -237,3 +237,17 @@ def test_search_and_ask_check_the_index_and_options_before_loading_the_reranker(
     argv = ["search", "--index", str(index_dir), "--rerank", str(tmp_path / "no-model"), "--threshold", "2"]
     assert main([*argv, "q"]) == 2
     assert "threshold must be a number in [0, 1]" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("bad", ["-1", "0", "nan", "soon"])
+def test_ask_refuses_a_timeout_that_is_not_a_positive_number(index_dir, capsys, bad):
+    """--llm-timeout -1 died in the socket layer with 'ValueError: Timeout value out of range'."""
+    from crossrank.answer import chat
+    from crossrank.errors import InvalidInputError
+
+    argv = ["ask", "--index", str(index_dir), "--rerank", "none", "--llm-base-url", "http://127.0.0.1:9/v1"]
+    with pytest.raises(SystemExit):
+        main([*argv, "--llm-timeout", bad, "Paris?"])
+    assert "--llm-timeout: expected a positive number of seconds" in capsys.readouterr().err
+    with pytest.raises(InvalidInputError, match="timeout must be a positive number"):
+        chat([], base_url="http://127.0.0.1:9/v1", model="m", timeout=-1)

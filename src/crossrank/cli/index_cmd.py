@@ -33,7 +33,7 @@ def register(sub) -> None:
     build.add_argument(
         "--input", "-i", required=True, help="a .jsonl file, a text/Markdown file, or a folder"
     )
-    build.add_argument("--index", required=True, help="index folder to create")
+    build.add_argument("--index", required=True, help="index folder to create (new or empty)")
     build.add_argument("--chunk-tokens", type=int, default=200, help="tokens per chunk")
     build.add_argument("--overlap", type=int, default=40, help="tokens shared by consecutive chunks")
     build.add_argument(

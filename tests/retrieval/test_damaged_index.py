@@ -115,3 +115,19 @@ def test_an_embedder_other_than_the_indexs_is_refused(index_dir):
         EmbeddedIndex.create(index_dir.parent / "new", IndexConfig(embedder="hash"), embedder=OtherModel())
     hits = open_retriever(index_dir, embedder=HashEmbedder()).search("capital of France", k=1, method="dense")
     assert hits[0].chunk.doc_id == "paris"
+
+
+@pytest.mark.parametrize(
+    ("setting", "match"),
+    [
+        ({"rrf_k": -1}, "rrf_k must be a non-negative integer"),  # was a ZeroDivisionError in search
+        ({"default_method": "semantic"}, "first stage must be one of"),  # was refused only at search
+        ({"b": 7.0}, r"b in \[0, 1\]"),
+        ({"k1": 0}, "k1 > 0"),
+        ({"chunk_tokens": 10, "chunk_overlap": 10}, "chunk overlap must be in"),
+    ],
+)
+def test_index_settings_are_checked_when_made(tmp_path, setting, match):
+    with pytest.raises(InvalidInputError, match=match):
+        IndexConfig(embedder="hash", **setting)
+    assert not (tmp_path / "ix").exists()

@@ -31,7 +31,7 @@ from ..errors import InvalidInputError
 from ..scoring import check_encodable, check_text
 from .base import Candidate, Chunk, check_k, check_method
 from .bm25 import BM25, DEFAULT_B, DEFAULT_K1
-from .chunking import DEFAULT_CHUNK_TOKENS, DEFAULT_OVERLAP
+from .chunking import DEFAULT_CHUNK_TOKENS, DEFAULT_OVERLAP, check_chunking
 from .dense import DEFAULT_EMBEDDER, Embedder, dense_search, embed_in_batches, make_embedder
 from .fusion import RRF_K, reciprocal_rank_fusion
 from .sources import indexed_text
@@ -61,6 +61,18 @@ class IndexConfig:
     # qdrant backend: a folder, ":memory:" or an http(s) URL; None: the index folder's qdrant/
     qdrant_location: str | None = None
     collection: str = "crossrank"
+
+    def __post_init__(self) -> None:
+        """Refuse settings that would fail only later, at search time (rrf_k=-1: a division by zero)."""
+        if self.backend not in ("embedded", "qdrant"):
+            raise InvalidInputError(f"index backend must be embedded or qdrant, got {self.backend!r}")
+        check_method(self.default_method)
+        check_chunking(self.chunk_tokens, self.chunk_overlap)
+        if isinstance(self.rrf_k, bool) or not isinstance(self.rrf_k, int) or self.rrf_k < 0:
+            raise InvalidInputError(f"rrf_k must be a non-negative integer (60 is usual), got {self.rrf_k!r}")
+        numbers = all(isinstance(v, int | float) and not isinstance(v, bool) for v in (self.k1, self.b))
+        if not numbers or not (self.k1 > 0 and 0 <= self.b <= 1):
+            raise InvalidInputError(f"BM25 needs k1 > 0 and b in [0, 1], got k1={self.k1!r}, b={self.b!r}")
 
 
 def _fsync_path(path: Path) -> None:

@@ -184,3 +184,19 @@ def test_index_build_refuses_an_in_memory_qdrant_store(tmp_path, docs_file, caps
     assert main([*argv, "--backend", "qdrant", "--qdrant", ":memory:"]) == 2
     assert "keeps the index only while this command runs" in capsys.readouterr().err
     assert not (tmp_path / "ix").exists()
+
+
+def test_a_local_qdrant_index_open_elsewhere_is_a_crossrank_error(tmp_path, docs, capsys):
+    """A second process (or client) on a local qdrant folder died with qdrant's raw RuntimeError."""
+    from crossrank.cli.main import main
+    from crossrank.errors import BackendError
+    from crossrank.retrieval.sources import chunk_documents
+
+    holder = create_retriever(tmp_path / "ix", IndexConfig(backend="qdrant", embedder="hash"))
+    holder.add(chunk_documents(docs))
+    with pytest.raises(BackendError, match="open in another process .*Qdrant server"):
+        open_retriever(tmp_path / "ix")
+    assert main(["search", "--index", str(tmp_path / "ix"), "France", "--rerank", "none"]) == 2
+    assert "is open in another process" in capsys.readouterr().err
+    holder.client.close()
+    assert open_retriever(tmp_path / "ix").search("Himalaya", k=1)[0].chunk.doc_id == "everest"

@@ -15,7 +15,7 @@ import uuid
 from collections import Counter
 from pathlib import Path
 
-from ..errors import InvalidInputError, optional_import
+from ..errors import BackendError, InvalidInputError, optional_import
 from ..scoring import check_text
 from .base import Candidate, Chunk, check_k, check_method
 from .dense import Embedder, embed_in_batches, make_embedder
@@ -50,7 +50,15 @@ def connect(location: str):
     if location.startswith(("http://", "https://")):
         return qdrant_client.QdrantClient(url=location)
     Path(location).mkdir(parents=True, exist_ok=True)
-    return qdrant_client.QdrantClient(path=location)
+    try:
+        return qdrant_client.QdrantClient(path=location)
+    except RuntimeError as exc:
+        if "already accessed" not in str(exc):
+            raise
+        raise BackendError(
+            f"the qdrant folder {location} is open in another process (Qdrant's local mode allows one at a "
+            "time); wait for it to finish, or keep the index on a Qdrant server (--qdrant http://HOST:6333)"
+        ) from None
 
 
 class QdrantRetriever:

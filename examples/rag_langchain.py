@@ -32,11 +32,17 @@ def arguana_documents(count: int) -> list[Document]:
     ]
 
 
+def positive(value: str) -> int:
+    if not value.isdigit() or int(value) < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value!r}")
+    return int(value)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--query", default="Does eating meat harm the environment?")
-    parser.add_argument("--docs", type=int, default=200, help="ArguAna documents to index")
-    parser.add_argument("--candidates", type=int, default=20, help="BM25 candidates reranked")
+    parser.add_argument("--docs", type=positive, default=200, help="ArguAna documents to index")
+    parser.add_argument("--candidates", type=positive, default=20, help="BM25 candidates reranked")
     parser.add_argument("--url", default=None, help="score through this crossrank serve instead")
     parser.add_argument("--api-key", default=os.environ.get("CROSSRANK_API_KEY"))
     args = parser.parse_args()

@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from collections.abc import Sequence
@@ -81,12 +82,19 @@ def chat(
     temperature: float = 0.0,
 ) -> str:
     """The assistant's reply from an OpenAI-compatible ``/chat/completions`` endpoint."""
+    if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not 0 < timeout < float("inf"):
+        raise InvalidInputError(f"the LLM timeout must be a positive number of seconds, got {timeout!r}")
     httpx = optional_import("httpx", "retrieval")
     headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
     url = base_url.rstrip("/") + "/chat/completions"
     body = {"model": model, "messages": messages, "temperature": temperature}
     try:
         response = httpx.post(url, json=body, headers=headers, timeout=timeout)
+    except httpx.ReadTimeout as exc:  # reached, but slower than the timeout (a long answer, a busy GPU)
+        raise BackendError(
+            f"the LLM at {url} did not answer within {timeout:g} s ({exc or type(exc).__name__}); "
+            "raise --llm-timeout, or check that the endpoint is not overloaded"
+        ) from exc
     except httpx.HTTPError as exc:
         raise BackendError(f"could not reach the LLM at {url}: {exc}; check --llm-base-url") from exc
     if response.status_code != 200:
@@ -95,6 +103,15 @@ def chat(
             f"check --llm-model and the API key ({' or '.join(API_KEY_VARS)})"
         )
     try:
-        return response.json()["choices"][0]["message"]["content"]
+        message = response.json()["choices"][0]["message"]
+        content = message["content"]
     except (ValueError, KeyError, IndexError, TypeError) as exc:
         raise BackendError(f"the LLM at {url} sent a reply without choices[0].message.content") from exc
+    if not isinstance(content, str):  # null: a refusal, a tool call, or a reasoning model out of tokens
+        refusal = message.get("refusal") if isinstance(message, dict) else None
+        raise BackendError(
+            f"the LLM at {url} sent no text (choices[0].message.content is {json.dumps(content)}"
+            + (f"; refusal: {str(refusal)[:300]}" if refusal else "")
+            + "); check that --llm-model is a chat model that answers in text"
+        )
+    return content

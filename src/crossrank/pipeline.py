@@ -70,8 +70,9 @@ class Pipeline:
         reranker: a :class:`~crossrank.reranker.Reranker`, a model reference for one (``"embedded"``, a
             folder, a hub id), or ``None`` for first-stage order only.
         k: candidates taken from the first stage.
-        top_n: hits returned.
-        threshold: rerank score cut-off (a number in [0, 1] or ``"dynamic"``), applied before ``top_n``.
+        top_n: hits returned (0 or ``None``: all).
+        threshold: rerank score cut-off (a number in [0, 1] or ``"dynamic"``), applied before ``top_n``;
+            it needs a reranker.
         method: first stage, ``bm25``, ``dense`` or ``hybrid`` (default: the index's).
     """
 
@@ -94,7 +95,8 @@ class Pipeline:
 
             reranker = Reranker(str(reranker))
         self.retriever, self.reranker = retriever, reranker
-        self.k, self.top_n, self.threshold, self.method = check_k(k), top_n, threshold, method
+        self.k, self.top_n, self.method = check_k(k), check_top_n(top_n), method
+        self.threshold = check_threshold(threshold, reranker is not None)
         self.last_timings = SearchTimings()
 
     def search(self, query: str, *, k: int | None = None, top_n: int | None = None) -> list[Hit]:
@@ -104,7 +106,7 @@ class Pipeline:
 
         check_text(query, "query")
         k = self.k if k is None else check_k(k)
-        top_n = self.top_n if top_n is None else top_n
+        top_n = self.top_n if top_n is None else check_top_n(top_n)
         start = time.perf_counter()
         candidates = self.retriever.search(query, k, self.method)
         self.last_timings.first_stage_ms = (time.perf_counter() - start) * 1000
@@ -119,6 +121,32 @@ class Pipeline:
         )
         self.last_timings.rerank_ms = (time.perf_counter() - start) * 1000
         return [_hit(candidates[r.index], rank, r.score, r.logit) for rank, r in enumerate(results, start=1)]
+
+
+def check_top_n(top_n: int | None) -> int | None:
+    from .errors import InvalidInputError
+
+    if top_n is not None and (isinstance(top_n, bool) or not isinstance(top_n, int) or top_n < 0):
+        raise InvalidInputError(f"top_n must be a non-negative integer (0 or None: all), got {top_n!r}")
+    return top_n
+
+
+def check_threshold(threshold: float | str | None, has_reranker: bool) -> float | str | None:
+    """A threshold is a cut on rerank scores: checked here, and refused without a reranker (first-stage
+    scores are not probabilities, so it would be silently ignored)."""
+    from .errors import InvalidInputError
+    from .thresholds import resolve_threshold
+
+    if threshold is None:
+        return None
+    if not has_reranker:
+        raise InvalidInputError(
+            f"threshold {threshold!r} applies to rerank scores, and there is no reranker; set one "
+            "(--rerank MODEL) or drop the threshold"
+        )
+    if not (isinstance(threshold, str) and threshold.strip().lower() == "dynamic"):
+        resolve_threshold(threshold, [])
+    return threshold
 
 
 def _hit(candidate: Candidate, rank: int, score: float | None = None, logit: float | None = None) -> Hit:

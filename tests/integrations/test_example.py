@@ -29,3 +29,13 @@ def test_rag_langchain_example_runs(shared_data):
     scores = [float(h[1]) for h in hits]
     assert scores == sorted(scores, reverse=True) and all(0 <= s <= 1 for s in scores)
     assert all(h[2].startswith("test-") for h in hits) and all(1 <= int(h[3]) <= 10 for h in hits)
+
+
+@pytest.mark.parametrize("option", ["--docs", "--candidates"])
+def test_rag_langchain_example_refuses_zero_documents_or_candidates(option):
+    """--docs 0 died in langchain's BM25Retriever with 'not enough values to unpack'; --candidates 0
+    printed the query and nothing else."""
+    done = subprocess.run(
+        [sys.executable, str(EXAMPLE), option, "0"], capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 2 and f"argument {option}: expected a positive integer" in done.stderr

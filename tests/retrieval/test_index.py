@@ -227,3 +227,38 @@ def test_vectors_match_chunks_after_updates(tmp_path, docs):
         [c.title + "\n" + c.text if c.title else c.text for c in fresh.chunks]
     )
     assert np.allclose(fresh.vectors, expected, atol=1e-6)
+
+
+def test_an_open_index_serves_what_later_updates_committed(tmp_path, docs):
+    """A Pipeline (or index) opened before `crossrank index delete` went on returning the deleted
+    document, and never saw added ones, until the process restarted."""
+    from crossrank.pipeline import Pipeline
+
+    folder = tmp_path / "ix"
+    build(folder, docs)
+    pipeline = Pipeline(folder, None, top_n=3, method="bm25")
+    assert pipeline.search("capital of France")[0].chunk.doc_id == "paris"
+    writer = EmbeddedIndex.open(folder)  # another process, as far as the reader can tell
+    writer.delete(["paris"])
+    writer.add(chunk_documents([{"id": "kyoto", "text": "Kyoto was the capital of Japan."}]))
+    hits = pipeline.search("capital of France Japan")
+    assert "paris" not in {h.chunk.doc_id for h in hits} and hits[0].chunk.doc_id == "kyoto"
+    assert len(pipeline.retriever) == N_DOCS and pipeline.retriever.refresh() is False
+
+
+def test_index_delete_says_when_an_id_is_not_in_the_index(tmp_path, capsys):
+    """`index delete` of a text file's path (its id is relative to the --input folder) printed
+    "removed 0 chunks" and exited 0, as if it had worked."""
+    from crossrank.cli.main import main
+
+    (tmp_path / "docs" / "sub").mkdir(parents=True)
+    (tmp_path / "docs" / "sub" / "paris.txt").write_text("Paris is the capital of France.", encoding="utf-8")
+    (tmp_path / "docs" / "tea.txt").write_text("Tea contains caffeine.", encoding="utf-8")
+    folder, docs = str(tmp_path / "ix"), str(tmp_path / "docs")
+    assert main(["index", "build", "-i", docs, "--index", folder, "--embedder", "hash"]) == 0
+    capsys.readouterr()
+    assert main(["index", "delete", "--index", folder, str(tmp_path / "docs" / "sub" / "paris.txt")]) == 2
+    assert "path relative to the --input folder" in capsys.readouterr().err
+    assert main(["index", "delete", "--index", folder, "sub/paris.txt", "typo"]) == 0
+    out, err = capsys.readouterr()
+    assert "removed 1 chunks" in out and "not in the index (ignored): 'typo'" in err

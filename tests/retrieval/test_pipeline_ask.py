@@ -60,6 +60,23 @@ def test_pipeline_without_reranker_keeps_first_stage_order(index_dir):
     assert [h.first_stage_rank for h in hits] == [1, 2][: len(hits)]
 
 
+def test_pipeline_checks_top_n_and_threshold_with_or_without_a_reranker(index_dir, tiny_reranker):
+    """Without a reranker, top_n=-1 silently dropped the last hit and any threshold (even 'banana')
+    was ignored."""
+    from crossrank.errors import InvalidInputError
+
+    with pytest.raises(InvalidInputError, match="top_n must be a non-negative integer"):
+        Pipeline(index_dir, None, top_n=-1)
+    with pytest.raises(InvalidInputError, match="top_n must be a non-negative integer"):
+        Pipeline(index_dir, None, method="dense").search("coffee", top_n=-1)
+    for threshold in (0.5, "dynamic", "banana"):
+        with pytest.raises(InvalidInputError, match="applies to rerank scores, and there is no reranker"):
+            Pipeline(index_dir, None, threshold=threshold)
+    with pytest.raises(InvalidInputError, match="threshold must be a number in"):
+        Pipeline(index_dir, tiny_reranker, threshold="banana")
+    assert len(Pipeline(index_dir, None, top_n=0, method="dense").search("coffee", k=4)) == 4
+
+
 def test_pipeline_threshold_one_keeps_nothing(index_dir, tiny_reranker):
     assert Pipeline(index_dir, tiny_reranker, threshold=1.0).search("tea") == []
 
@@ -82,16 +99,19 @@ def test_ask_without_llm_prints_the_prompt(index_dir, capsys, monkeypatch):
     assert "No LLM is configured" in out and "--- user ---" in out and "Paris is the capital" in out
 
 
+ANSWER = {"choices": [{"message": {"role": "assistant", "content": "Paris is France's capital [1]."}}]}
+
+
 class _StubLLM(BaseHTTPRequestHandler):
     requests: list = []
+    reply: dict = ANSWER
 
     def do_POST(self):  # noqa: N802 - http.server's naming
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         type(self).requests.append(
             {"path": self.path, "auth": self.headers.get("Authorization"), "body": body}
         )
-        reply = {"choices": [{"message": {"role": "assistant", "content": "Paris is France's capital [1]."}}]}
-        data = json.dumps(reply).encode()
+        data = json.dumps(type(self).reply).encode()
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))
@@ -104,7 +124,7 @@ class _StubLLM(BaseHTTPRequestHandler):
 
 @pytest.fixture()
 def stub_llm():
-    _StubLLM.requests = []
+    _StubLLM.requests, _StubLLM.reply = [], ANSWER
     server = ThreadingHTTPServer(("127.0.0.1", 0), _StubLLM)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -139,6 +159,28 @@ def test_ask_sends_context_and_prints_answer_with_sources(index_dir, stub_llm, c
     assert request["path"] == "/v1/chat/completions" and request["auth"] == "Bearer test-key"
     assert request["body"]["model"] == "stub-model"
     assert "Paris is the capital" in request["body"]["messages"][1]["content"]
+
+
+def test_ask_reports_a_reply_without_text(index_dir, stub_llm, capsys):
+    """content null (a refusal, a tool call): `ask` died with AttributeError: 'NoneType' ... 'strip'."""
+    url, _ = stub_llm
+    _StubLLM.reply = {"choices": [{"message": {"role": "assistant", "content": None, "refusal": "I can't"}}]}
+    code = main(["ask", "--index", str(index_dir), "--rerank", "none", "--llm-base-url", url, "Paris?"])
+    err = capsys.readouterr().err
+    assert code == 2 and "sent no text (choices[0].message.content is null; refusal: I can't)" in err
+
+
+def test_ask_reports_a_slow_llm_with_the_timeout_to_raise(index_dir, capsys):
+    """A read timeout said "could not reach the LLM ...; check --llm-base-url" of an endpoint that was
+    reached and was only slow."""
+    import socket
+
+    with socket.create_server(("127.0.0.1", 0)) as server:  # accepts the connection, never answers
+        url = f"http://127.0.0.1:{server.getsockname()[1]}/v1"
+        argv = ["ask", "--index", str(index_dir), "--rerank", "none", "--llm-base-url", url]
+        assert main([*argv, "--llm-timeout", "0.3", "Paris?"]) == 2
+    err = capsys.readouterr().err
+    assert "did not answer within 0.3 s" in err and "raise --llm-timeout" in err
 
 
 def test_ask_reports_an_unreachable_llm(index_dir, capsys):
@@ -182,3 +224,30 @@ def test_search_cli_with_a_reranker_prints_both_scores(index_dir, tiny_xlmr_dir,
         assert 0 < hit["rerank_score"] < 1 and 1 <= hit["first_stage"]["rank"] <= 4
     assert main(["search", "--index", str(index_dir), "--rerank", "none", "tea"]) == 0
     assert "rank  first" in capsys.readouterr().out
+
+
+def test_search_and_ask_check_the_index_and_options_before_loading_the_reranker(tmp_path, index_dir, capsys):
+    """A missing index or a bad --threshold was reported only after the reranker had loaded (the first
+    time: the model built, converted and gated, minutes); a model that is not there hid the index error."""
+    missing = tmp_path / "no-index"
+    for command in ("search", "ask"):
+        argv = [command, "--index", str(missing), "--rerank", str(tmp_path / "no-model"), "q?"]
+        assert main(argv) == 2
+        assert "is not a crossrank index" in capsys.readouterr().err
+    argv = ["search", "--index", str(index_dir), "--rerank", str(tmp_path / "no-model"), "--threshold", "2"]
+    assert main([*argv, "q"]) == 2
+    assert "threshold must be a number in [0, 1]" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("bad", ["-1", "0", "nan", "soon"])
+def test_ask_refuses_a_timeout_that_is_not_a_positive_number(index_dir, capsys, bad):
+    """--llm-timeout -1 died in the socket layer with 'ValueError: Timeout value out of range'."""
+    from crossrank.answer import chat
+    from crossrank.errors import InvalidInputError
+
+    argv = ["ask", "--index", str(index_dir), "--rerank", "none", "--llm-base-url", "http://127.0.0.1:9/v1"]
+    with pytest.raises(SystemExit):
+        main([*argv, "--llm-timeout", bad, "Paris?"])
+    assert "--llm-timeout: expected a positive number of seconds" in capsys.readouterr().err
+    with pytest.raises(InvalidInputError, match="timeout must be a positive number"):
+        chat([], base_url="http://127.0.0.1:9/v1", model="m", timeout=-1)

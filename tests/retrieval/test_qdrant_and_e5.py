@@ -99,3 +99,104 @@ def test_embedded_index_with_e5_in_both_languages(tmp_path, e5, docs):
     # e5-small (4-bit) prefers its own language: an English query about China still ranks Paris first.
     english = [h.chunk.doc_id for h in index.search("What is the capital of China?", k=3, method="dense")]
     assert "beijing" in english[:2]
+
+
+def test_a_qdrant_index_is_found_from_any_directory_and_after_a_move(tmp_path, docs, monkeypatch):
+    """The storage path was saved relative to the directory of `index build`: from anywhere else the
+    index opened a new, empty store there ("collection is empty") and `index add` wrote into it."""
+    import shutil
+
+    from crossrank.retrieval.sources import chunk_documents
+
+    (tmp_path / "build").mkdir()
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "build")
+    retriever = create_retriever("ix", IndexConfig(backend="qdrant", embedder="hash"))
+    retriever.add(chunk_documents(docs))
+    retriever.client.close()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    shutil.move(tmp_path / "build" / "ix", tmp_path / "moved")
+    reopened = open_retriever(tmp_path / "moved")
+    assert reopened.search("Himalaya highest mountain", k=1)[0].chunk.doc_id == "everest"
+    reopened.client.close()
+    assert list((tmp_path / "elsewhere").iterdir()) == []
+    shutil.rmtree(tmp_path / "moved" / "qdrant")
+    with pytest.raises(InvalidInputError, match="qdrant storage .* is missing"):
+        open_retriever(tmp_path / "moved")
+
+
+def test_qdrant_replacing_a_document_keeps_the_old_version_until_the_new_one_is_in(monkeypatch):
+    """add() deleted a document's points before embedding its new version: Ctrl-C (or an error) while
+    embedding lost the document."""
+    from crossrank.retrieval.dense import HashEmbedder
+    from crossrank.retrieval.sources import chunk_documents
+
+    retriever = QdrantRetriever(IndexConfig(backend="qdrant", embedder="hash", qdrant_location=":memory:"))
+    old = [{"id": "paris", "text": "Paris is the capital of France. " * 3}, {"id": "tea", "text": "Tea"}]
+    retriever.add(chunk_documents(old, 5, 0))
+    assert len(retriever) == 6
+
+    def interrupted(self, texts):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(HashEmbedder, "embed_passages", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        retriever.add(chunk_documents([{"id": "paris", "text": "Paris, Texas."}]))
+    assert len(retriever) == 6
+    monkeypatch.undo()
+    retriever.add(chunk_documents([{"id": "paris", "text": "Paris, Texas."}]))
+    assert sorted(h.chunk.id for h in retriever.search("Paris tea", 10, "dense")) == ["paris#0", "tea#0"]
+    assert "Texas" in retriever.search("Paris", 1, "bm25")[0].chunk.text
+
+
+def test_a_new_qdrant_index_refuses_a_store_that_already_holds_points(tmp_path, docs):
+    """Two indexes built on one --qdrant folder shared its collection: the second index returned the
+    first one's documents."""
+    from crossrank.retrieval.sources import chunk_documents
+
+    config = IndexConfig(backend="qdrant", embedder="hash", qdrant_location=str(tmp_path / "store"))
+    first = create_retriever(tmp_path / "one", config)
+    first.add(chunk_documents(docs))
+    first.client.close()
+    with pytest.raises(InvalidInputError, match=f"already holds {len(docs)} chunks .*another --qdrant"):
+        create_retriever(tmp_path / "two", config)
+    assert not (tmp_path / "two").exists()
+    reopened = open_retriever(tmp_path / "one")
+    assert len(reopened) == len(docs)
+    reopened.client.close()
+
+
+def test_qdrant_search_refuses_a_blank_query_like_the_embedded_index(docs):
+    from crossrank.retrieval.sources import chunk_documents
+
+    retriever = QdrantRetriever(IndexConfig(backend="qdrant", embedder="hash", qdrant_location=":memory:"))
+    retriever.add(chunk_documents(docs))
+    with pytest.raises(InvalidInputError, match="query is empty"):
+        retriever.search("   ")
+
+
+def test_index_build_refuses_an_in_memory_qdrant_store(tmp_path, docs_file, capsys):
+    """`index build --qdrant :memory:` reported the chunks indexed, and every later search and add
+    found an empty store."""
+    from crossrank.cli.main import main
+
+    argv = ["index", "build", "-i", str(docs_file), "--index", str(tmp_path / "ix"), "--embedder", "hash"]
+    assert main([*argv, "--backend", "qdrant", "--qdrant", ":memory:"]) == 2
+    assert "keeps the index only while this command runs" in capsys.readouterr().err
+    assert not (tmp_path / "ix").exists()
+
+
+def test_a_local_qdrant_index_open_elsewhere_is_a_crossrank_error(tmp_path, docs, capsys):
+    """A second process (or client) on a local qdrant folder died with qdrant's raw RuntimeError."""
+    from crossrank.cli.main import main
+    from crossrank.errors import BackendError
+    from crossrank.retrieval.sources import chunk_documents
+
+    holder = create_retriever(tmp_path / "ix", IndexConfig(backend="qdrant", embedder="hash"))
+    holder.add(chunk_documents(docs))
+    with pytest.raises(BackendError, match="open in another process .*Qdrant server"):
+        open_retriever(tmp_path / "ix")
+    assert main(["search", "--index", str(tmp_path / "ix"), "France", "--rerank", "none"]) == 2
+    assert "is open in another process" in capsys.readouterr().err
+    holder.client.close()
+    assert open_retriever(tmp_path / "ix").search("Himalaya", k=1)[0].chunk.doc_id == "everest"

@@ -23,8 +23,19 @@ def register(sub) -> None:
     parser.add_argument(
         "--llm-model", default=os.environ.get("CROSSRANK_LLM_MODEL", "gpt-4o-mini"), help="model name"
     )
-    parser.add_argument("--llm-timeout", type=float, default=120.0, help="seconds to wait for the answer")
+    parser.add_argument("--llm-timeout", type=seconds, default=120.0, help="seconds to wait for the answer")
     parser.set_defaults(func=run)
+
+
+def seconds(value: str) -> float:
+    """``--llm-timeout``: a positive number of seconds."""
+    try:
+        number = float(value)
+    except ValueError:
+        number = 0.0
+    if not 0 < number < float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {value!r}")
+    return number
 
 
 def run(args: argparse.Namespace) -> int:

@@ -4,14 +4,26 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
+from pathlib import Path
 
 from ..errors import InvalidInputError
 
 HELP = """Build and update a search index in DIR. Input: a .jsonl file (one {"id", "text", "title"?, ...}
-object per line; other keys are kept as metadata), a text/Markdown file, or a folder of them. Documents
+object per line; other keys are kept as metadata), a text/Markdown file, or a folder of them (hidden
+files and folders, such as .git or .ipynb_checkpoints, and index folders are skipped). Documents
 are split into overlapping token chunks; BM25 (jieba for Chinese, stemming for English) and dense
-multilingual-e5-small vectors are stored. Updates are atomic: a crash leaves the previous index readable."""
+multilingual-e5-small vectors are stored. Updates are atomic: a crash leaves the previous index readable
+(on --backend qdrant, a replaced document's new chunks are written before its old ones are removed).
+A document's id is its JSONL "id" or, for a text file, its path relative to the --input folder (the file
+name when --input is the file): `index add` replaces the documents whose ids it indexes again, so give
+it the same folder to update a file from a nested folder."""
+
+ID_HINT = (
+    'a document\'s id is its JSONL "id", or for a text file its path relative to the --input folder it '
+    "was indexed from; `crossrank search --index DIR QUERY --json` shows each hit's doc_id"
+)
 
 
 def register(sub) -> None:
@@ -21,7 +33,7 @@ def register(sub) -> None:
     build.add_argument(
         "--input", "-i", required=True, help="a .jsonl file, a text/Markdown file, or a folder"
     )
-    build.add_argument("--index", required=True, help="index folder to create")
+    build.add_argument("--index", required=True, help="index folder to create (new or empty)")
     build.add_argument("--chunk-tokens", type=int, default=200, help="tokens per chunk")
     build.add_argument("--overlap", type=int, default=40, help="tokens shared by consecutive chunks")
     build.add_argument(
@@ -31,7 +43,7 @@ def register(sub) -> None:
         "--backend", default="embedded", choices=["embedded", "qdrant"], help="where vectors live"
     )
     build.add_argument(
-        "--qdrant", default=None, help="qdrant backend: URL, folder or :memory: (default DIR/qdrant)"
+        "--qdrant", default=None, help="qdrant backend: a server URL or a folder (default DIR/qdrant)"
     )
     build.set_defaults(func=run_build)
     add = actions.add_parser("add", help="add or replace documents in an index")
@@ -57,15 +69,18 @@ class _Bar:
         self.bar.update(n)
 
 
-def _add_documents(retriever, path: str, chunk_tokens: int, overlap: int) -> int:
+def _add_documents(retriever, path: str, chunk_tokens: int, overlap: int) -> tuple[int, list[str]]:
+    """Chunks added, and the ids of the documents they replaced (known for the embedded index)."""
     from ..retrieval.sources import chunk_documents, read_documents
 
     chunks = chunk_documents(read_documents(path), chunk_tokens, overlap)
     if not chunks:
         raise InvalidInputError(f"{path}: no text to index (all documents are empty)")
+    indexed = {c.doc_id for c in getattr(retriever, "chunks", ())}
+    replaced = sorted({c.doc_id for c in chunks} & indexed)
     bar = _Bar(len(chunks), "embedding")
     try:
-        return retriever.add(chunks, progress=bar)
+        return retriever.add(chunks, progress=bar), replaced
     finally:
         bar.bar.close()
 
@@ -78,6 +93,11 @@ def run_build(args: argparse.Namespace) -> int:
     embedder = None if args.embedder == "none" else args.embedder
     if args.backend == "qdrant" and embedder is None:
         raise InvalidInputError("--backend qdrant needs an embedder: use --embedder e5-small or hash")
+    if args.qdrant == ":memory:":  # gone when this command exits: every later search finds it empty
+        raise InvalidInputError(
+            "--qdrant :memory: keeps the index only while this command runs; pass a folder or a server "
+            "URL, or leave --qdrant out (DIR/qdrant)"
+        )
     config = IndexConfig(
         backend=args.backend,
         embedder=embedder,
@@ -92,10 +112,14 @@ def run_build(args: argparse.Namespace) -> int:
     chunks = chunk_documents(read_documents(args.input), config.chunk_tokens, config.chunk_overlap)
     if not chunks:
         raise InvalidInputError(f"{args.input}: no text to index (all documents are empty)")
+    existed = Path(args.index).exists()
     retriever = create_retriever(args.index, config)
     bar = _Bar(len(chunks), "embedding")
     try:
         retriever.add(chunks, progress=bar)
+    except BaseException:  # an error or Ctrl-C: no empty index left to block the next `index build`
+        _remove_new_index(retriever, Path(args.index), existed)
+        raise
     finally:
         bar.bar.close()
     sys.stdout.write(
@@ -104,13 +128,33 @@ def run_build(args: argparse.Namespace) -> int:
     return 0
 
 
+def _remove_new_index(retriever, folder: Path, existed: bool) -> None:
+    """Undo a build that failed before its documents were in: the folder was new or empty (see
+    check_new_index_folder), so everything in it is the index's own."""
+    client = getattr(retriever, "client", None)
+    if client is not None:
+        client.close()
+    if not existed:
+        shutil.rmtree(folder, ignore_errors=True)
+        return
+    for entry in folder.iterdir():
+        if entry.is_dir():
+            shutil.rmtree(entry, ignore_errors=True)
+        else:
+            entry.unlink(missing_ok=True)
+
+
 def run_add(args: argparse.Namespace) -> int:
     from ..retrieval import open_retriever
 
     retriever = open_retriever(args.index)
     config = retriever.config
-    added = _add_documents(retriever, args.input, config.chunk_tokens, config.chunk_overlap)
-    sys.stdout.write(f"added {added} chunks; the index now holds {len(retriever)} chunks\n")
+    added, replaced = _add_documents(retriever, args.input, config.chunk_tokens, config.chunk_overlap)
+    note = ""
+    if replaced:  # same id: the indexed version is gone (a text file's id is its path under --input)
+        shown = ", ".join(map(repr, replaced[:5])) + (", ..." if len(replaced) > 5 else "")
+        note = f" (replacing {len(replaced)} indexed documents with the same id: {shown})"
+    sys.stdout.write(f"added {added} chunks{note}; the index now holds {len(retriever)} chunks\n")
     return 0
 
 
@@ -118,14 +162,18 @@ def run_delete(args: argparse.Namespace) -> int:
     from ..retrieval import open_retriever
 
     retriever = open_retriever(args.index)
+    chunks = getattr(retriever, "chunks", None)  # the embedded index: say which ids are not there
+    unknown = [i for i in args.ids if i not in {c.doc_id for c in chunks}] if chunks is not None else []
     removed = retriever.delete(args.ids)
+    if not removed:
+        raise InvalidInputError(f"no document {', '.join(map(repr, args.ids))} in {args.index}; {ID_HINT}")
+    if unknown:
+        sys.stderr.write(f"not in the index (ignored): {', '.join(map(repr, unknown))}; {ID_HINT}\n")
     sys.stdout.write(f"removed {removed} chunks; the index now holds {len(retriever)} chunks\n")
     return 0
 
 
 def run_info(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
     from ..retrieval import read_manifest
 
     sys.stdout.write(json.dumps(read_manifest(Path(args.index)), indent=2, ensure_ascii=False) + "\n")

@@ -31,18 +31,26 @@ def add_pipeline_args(parser: argparse.ArgumentParser) -> None:
 
 
 def build_pipeline(args: argparse.Namespace):
-    from ..pipeline import Pipeline
+    """The pipeline of the command's options; the index and the options are checked before the
+    reranker is loaded (which can take minutes the first time)."""
+    from ..pipeline import Pipeline, check_threshold, check_top_n
     from ..retrieval import open_retriever
+    from ..retrieval.base import check_k
 
+    retriever = open_retriever(args.index)
+    rerank = bool(args.rerank) and args.rerank.lower() != "none"
+    check_k(args.k)
+    check_top_n(args.top_n)
+    check_threshold(args.threshold, rerank)
     reranker = None
-    if args.rerank and args.rerank.lower() != "none":
+    if rerank:
         from ..reranker import Reranker
 
         reranker = Reranker(
             args.rerank, device=args.device, max_length=args.max_length, batch_size=args.batch_size
         )
     return Pipeline(
-        open_retriever(args.index),
+        retriever,
         reranker,
         k=args.k,
         top_n=args.top_n,

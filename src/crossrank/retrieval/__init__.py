@@ -9,7 +9,17 @@ from __future__ import annotations
 from pathlib import Path
 
 from .base import FIRST_STAGES, Candidate, Chunk, Retriever
-from .index import FORMAT, MANIFEST, VERSION, EmbeddedIndex, IndexConfig, read_manifest, write_json_atomic
+from .index import (
+    FORMAT,
+    MANIFEST,
+    VERSION,
+    EmbeddedIndex,
+    IndexConfig,
+    check_new_index_folder,
+    index_config,
+    read_manifest,
+    write_json_atomic,
+)
 
 __all__ = [
     "FIRST_STAGES",
@@ -36,28 +46,51 @@ def create_retriever(folder: str | Path, config: IndexConfig, embedder=None) -> 
         raise InvalidInputError(f"index backend must be one of {', '.join(BACKENDS)}, got {config.backend!r}")
     if config.backend == "embedded":
         return EmbeddedIndex.create(folder, config, embedder)
-    if (folder / MANIFEST).exists():
-        raise InvalidInputError(
-            f"an index already exists in {folder}; use `crossrank index add` or another DIR"
-        )
+    check_new_index_folder(folder)
     from .qdrant import QdrantRetriever
 
-    if config.qdrant_location is None:
-        config = replace(config, qdrant_location=str(folder / "qdrant"))
-    retriever = QdrantRetriever(config, embedder=embedder)
+    if _is_local(config.qdrant_location):  # a folder named at build time: found from any directory later
+        config = replace(config, qdrant_location=str(Path(config.qdrant_location).resolve()))
+    location = qdrant_location(folder, config)
+    retriever = QdrantRetriever(replace(config, qdrant_location=location), embedder=embedder)
+    if len(retriever):  # a store shared with another index: its points would be this index's results
+        held = len(retriever)
+        retriever.client.close()
+        raise InvalidInputError(
+            f"the qdrant collection {config.collection!r} at {location} already holds {held} chunks (of "
+            "another index?); pass another --qdrant location, or add to that index with `crossrank index add`"
+        )
     folder.mkdir(parents=True, exist_ok=True)
     payload = {"format": FORMAT, "version": VERSION, "generation": None, "config": asdict(config)}
     write_json_atomic(folder / MANIFEST, payload)
     return retriever
 
 
+def _is_local(location: str | None) -> bool:
+    return location is not None and location != ":memory:" and not location.startswith(("http://", "https://"))
+
+
+def qdrant_location(folder: Path, config: IndexConfig) -> str:
+    """Where a qdrant index keeps its points: ``config.qdrant_location``, or (``None``) ``folder/qdrant``,
+    relative to the index folder and not to the directory the index was built from."""
+    return str(folder / "qdrant") if config.qdrant_location is None else config.qdrant_location
+
+
 def open_retriever(folder: str | Path, embedder=None) -> Retriever:
     """Open the retriever configured in an index folder's manifest (``embedded`` or ``qdrant``)."""
     folder = Path(folder)
-    manifest = read_manifest(folder)
-    config = IndexConfig(**manifest["config"])
+    config = index_config(folder, read_manifest(folder))
     if config.backend == "qdrant":
+        from dataclasses import replace
+
+        from ..errors import InvalidInputError
         from .qdrant import QdrantRetriever
 
-        return QdrantRetriever(config, embedder=embedder)
+        location = qdrant_location(folder, config)
+        if _is_local(location) and not Path(location).is_dir():
+            raise InvalidInputError(
+                f"the qdrant storage of the index in {folder} is missing ({location}); rebuild the index "
+                "with `crossrank index build --backend qdrant`"
+            )
+        return QdrantRetriever(replace(config, qdrant_location=location), embedder=embedder)
     return EmbeddedIndex.open(folder, embedder)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 
@@ -15,6 +16,7 @@ logger = logging.getLogger(__name__)
 # Anserini's defaults (bm25s' own are k1 1.5, b 0.75). On BEIR ArguAna: NDCG@10 0.306 with the query's own
 # document left in the list, 0.411 with it dropped (BEIR's ignore_identical_ids); plain bm25s gives the same.
 DEFAULT_K1, DEFAULT_B = 0.9, 0.4
+EMPTY = "empty.json"  # in place of the bm25s files when no document has a term
 
 
 def top_indices(scores: np.ndarray, k: int, positive_only: bool = False) -> np.ndarray:
@@ -46,11 +48,12 @@ class BM25:
 
     @classmethod
     def build(cls, token_lists: list[list[str]], k1: float = DEFAULT_K1, b: float = DEFAULT_B) -> BM25:
+        if not any(token_lists):  # no document has a term (stopwords only): bm25s cannot index that
+            return cls(None, len(token_lists))
         bm25s = import_bm25s()
         model = bm25s.BM25(k1=k1, b=b)
-        if token_lists:
-            model.index(token_lists, show_progress=False)
-        return cls(model if token_lists else None, len(token_lists))
+        model.index(token_lists, show_progress=False)
+        return cls(model, len(token_lists))
 
     def scores(self, query: str | list[str]) -> np.ndarray:
         """BM25 score of every document for a query (text, tokenised here, or a token list)."""
@@ -71,11 +74,19 @@ class BM25:
     def save(self, folder: Path) -> None:
         if self._model is not None:
             self._model.save(str(folder), show_progress=False)
+        elif self.n_docs:  # documents without a single term: recorded, so that load can tell it from a loss
+            (folder / EMPTY).write_text(json.dumps({"num_docs": self.n_docs}), encoding="utf-8")
 
     @classmethod
     def load(cls, folder: Path, n_docs: int) -> BM25:
-        if n_docs == 0 or not (folder / "params.index.json").is_file():
-            return cls(None, n_docs)
+        """The index saved in ``folder`` (``n_docs`` documents; ``n_docs`` is the count found there)."""
+        if n_docs == 0:
+            return cls(None, 0)
+        params = folder / "params.index.json"
+        if not params.is_file() and (folder / EMPTY).is_file():
+            return cls(None, int(json.loads((folder / EMPTY).read_text(encoding="utf-8"))["num_docs"]))
+        if not params.is_file():  # never silently an index that matches nothing
+            raise FileNotFoundError(2, "No such file or directory", str(params))
         bm25s = import_bm25s()
         model = bm25s.BM25.load(str(folder), mmap=False, show_progress=False, verbosity=0)
-        return cls(model, n_docs)
+        return cls(model, int(model.scores["num_docs"]))

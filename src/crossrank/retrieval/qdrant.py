@@ -15,10 +15,11 @@ import uuid
 from collections import Counter
 from pathlib import Path
 
-from ..errors import InvalidInputError, optional_import
+from ..errors import BackendError, InvalidInputError, optional_import
+from ..scoring import check_text
 from .base import Candidate, Chunk, check_k, check_method
 from .dense import Embedder, embed_in_batches, make_embedder
-from .index import IndexConfig, candidates_from_lists
+from .index import IndexConfig, candidates_from_lists, check_chunks
 from .sources import indexed_text
 from .text import tokenize
 
@@ -49,7 +50,15 @@ def connect(location: str):
     if location.startswith(("http://", "https://")):
         return qdrant_client.QdrantClient(url=location)
     Path(location).mkdir(parents=True, exist_ok=True)
-    return qdrant_client.QdrantClient(path=location)
+    try:
+        return qdrant_client.QdrantClient(path=location)
+    except RuntimeError as exc:
+        if "already accessed" not in str(exc):
+            raise
+        raise BackendError(
+            f"the qdrant folder {location} is open in another process (Qdrant's local mode allows one at a "
+            "time); wait for it to finish, or keep the index on a Qdrant server (--qdrant http://HOST:6333)"
+        ) from None
 
 
 class QdrantRetriever:
@@ -58,6 +67,11 @@ class QdrantRetriever:
     def __init__(self, config: IndexConfig, client=None, embedder: Embedder | None = None):
         if not config.embedder:
             raise InvalidInputError("the qdrant backend needs an embedder (e5-small or hash), not 'none'")
+        if embedder is not None and embedder.name != config.embedder:
+            raise InvalidInputError(
+                f"this qdrant index is built with the {config.embedder!r} embedder, but the embedder given "
+                f"is {embedder.name!r}; pass none (the index makes its own) or rebuild the index"
+            )
         self.config = config
         self.client = client or connect(config.qdrant_location or ":memory:")
         self._embedder = embedder
@@ -85,9 +99,11 @@ class QdrantRetriever:
         return self.client.count(self.config.collection, exact=True).count
 
     def add(self, chunks: list[Chunk], progress=None) -> int:
-        """Upsert chunks (documents already present are replaced first). Returns chunks added."""
+        """Upsert chunks; documents already present are replaced: their new chunks are written first,
+        then the old chunks the new version lacks are removed (an error or Ctrl-C while embedding
+        leaves the old version whole). Returns chunks added."""
+        check_chunks(chunks)  # one point per chunk id: a repeated id would overwrite a chunk
         models = optional_import("qdrant_client.models", "retrieval")
-        self.delete(sorted({c.doc_id for c in chunks}))
         texts = [indexed_text(c) for c in chunks]
         vectors = embed_in_batches(self.embedder.embed_passages, texts, self.embedder.dim, progress)
         points = []
@@ -105,6 +121,13 @@ class QdrantRetriever:
             )
         for start in range(0, len(points), UPSERT_BATCH):
             self.client.upsert(self.config.collection, points=points[start : start + UPSERT_BATCH])
+        doc_ids = sorted({c.doc_id for c in chunks})
+        if doc_ids:
+            stale = models.Filter(
+                must=[models.FieldCondition(key="doc_id", match=models.MatchAny(any=doc_ids))],
+                must_not=[models.HasIdCondition(has_id=[p.id for p in points])],
+            )
+            self.client.delete(self.config.collection, points_selector=models.FilterSelector(filter=stale))
         return len(chunks)
 
     def delete(self, doc_ids: list[str]) -> int:
@@ -127,6 +150,7 @@ class QdrantRetriever:
     def search(self, query: str, k: int = 100, method: str | None = None) -> list[Candidate]:
         method = check_method(method or self.config.default_method)
         check_k(k)
+        check_text(query, "query")
         if len(self) == 0:
             raise InvalidInputError(
                 f"the qdrant collection {self.config.collection!r} is empty; "

@@ -54,6 +54,12 @@ def _jsonl_documents(path: Path) -> Iterator[dict[str, Any]]:
         metadata = {k: v for k, v in record.items() if k not in _RESERVED and k != "metadata"}
         if isinstance(record.get("metadata"), dict):
             metadata.update(record["metadata"])
+        usable_id = isinstance(doc_id, str) and doc_id.strip() or type(doc_id) is int
+        if not usable_id:
+            raise InvalidInputError(
+                f'{path}:{number}: "id" must be a non-blank string or an integer, got {json.dumps(doc_id)}; '
+                "it is how the document is found, replaced and deleted later"
+            )
         yield {
             "id": str(doc_id),
             "text": record["text"],
@@ -76,12 +82,36 @@ def check_record(record: dict[str, Any], where: str) -> None:
             ) from None
 
 
+def _is_index(folder: Path) -> bool:
+    from .index import FORMAT, MANIFEST
+
+    try:
+        return json.loads((folder / MANIFEST).read_text(encoding="utf-8")).get("format") == FORMAT
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
 def read_documents(path: str | Path) -> Iterator[dict[str, Any]]:
-    """Documents from a file or a folder (searched recursively): ``.jsonl`` lines, or one per text file."""
+    """Documents from a file or a folder (searched recursively): ``.jsonl`` lines, or one per text file.
+    In a folder, hidden files and folders (names starting with ``.``) and crossrank index folders are
+    skipped (their files are copies, tools' files or chunks, not documents)."""
     root = Path(path)
     if not root.exists():
         raise InvalidInputError(f"input {root} does not exist; give a .jsonl file, a text file or a folder")
     files = sorted(p for p in root.rglob("*") if p.is_file()) if root.is_dir() else [root]
+    if root.is_dir():  # hidden files and folders (.git, .venv, .ipynb_checkpoints copies) are not documents
+        hidden = {p for p in files if any(part.startswith(".") for part in p.relative_to(root).parts)}
+        if hidden:
+            logger.info("skipping %d hidden files in %s", len(hidden), root)
+            files = [p for p in files if p not in hidden]
+    indexes = [m.parent for m in files if m.name == "manifest.json" and _is_index(m.parent)]
+    if root in indexes:
+        raise InvalidInputError(
+            f"{root} is a crossrank index, not documents; give the documents it was built from"
+        )
+    if indexes:  # an index kept inside the document folder: its chunks.jsonl files are not documents
+        logger.info("skipping the crossrank indexes in %s: %s", root, ", ".join(map(str, indexes)))
+        files = [p for p in files if not any(p.is_relative_to(ix) for ix in indexes)]
     usable = [p for p in files if p.suffix.lower() in TEXT_SUFFIXES + JSONL_SUFFIXES]
     if not usable:
         raise InvalidInputError(
@@ -97,16 +127,26 @@ def read_documents(path: str | Path) -> Iterator[dict[str, Any]]:
 def chunk_documents(
     documents: Iterable[dict[str, Any]], size: int = DEFAULT_CHUNK_TOKENS, overlap: int = DEFAULT_OVERLAP
 ) -> list[Chunk]:
-    """Split documents into chunks with ids ``<doc id>#<n>``; the language is detected per document."""
+    """Split documents into chunks with ids ``<doc id>#<n>``; the language is detected per document.
+    Document ids must be unique (compared as strings): a repeated id is an error naming both places."""
     chunks: list[Chunk] = []
-    for doc in documents:
-        check_record(doc, doc.get("source") or f"document {doc.get('id')!r}")
+    seen: dict[str, str] = {}
+    for position, doc in enumerate(documents):
+        where = doc.get("source") or f"documents[{position}]"
+        check_record(doc, where)
+        doc_id = str(doc["id"])
+        if doc_id in seen:
+            raise InvalidInputError(
+                f"document id {doc_id!r} appears twice ({seen[doc_id]} and {where}); ids must be unique: "
+                "give one of them another id, or drop the duplicate"
+            )
+        seen[doc_id] = where
         lang = detect_language(doc["text"])
         for n, span in enumerate(chunk_text(doc["text"], size, overlap)):
             chunks.append(
                 Chunk(
-                    id=f"{doc['id']}#{n}",
-                    doc_id=str(doc["id"]),
+                    id=f"{doc_id}#{n}",
+                    doc_id=doc_id,
                     text=span.text,
                     start=span.start,
                     end=span.end,

@@ -94,6 +94,21 @@ def test_refusals(tiny_bert_dir, tmp_path):
         Calibration.from_dict(json.loads('{"bias": 1}'))
 
 
+@pytest.mark.parametrize("text", ['{"calibration": {"scale": 0.25,', "[1, 2]", "\udcff"])
+def test_a_damaged_model_card_is_a_clear_error(tiny_bert_dir, tmp_path, text):
+    """A crossrank.json that is not a JSON object is refused naming the file and what to do, from the
+    calibration reader and from Reranker.info() (it raised a raw JSONDecodeError)."""
+    import shutil
+
+    folder = tmp_path / "model"
+    shutil.copytree(tiny_bert_dir, folder)
+    (folder / "crossrank.json").write_bytes(text.encode("utf-8", "surrogateescape"))
+    with pytest.raises(UnsupportedModelError, match="crossrank.json"):
+        model_calibration(folder)
+    with pytest.raises(UnsupportedModelError, match="crossrank.json"):
+        Reranker(str(folder), backend="torch").info()
+
+
 @pytest.mark.slow
 def test_calibrate_command_end_to_end(shared_data, tmp_path):
     import gzip

@@ -137,12 +137,26 @@ WEIGHTS = "model.safetensors"
 SHARD_INDEX = "model.safetensors.index.json"
 
 
-def model_calibration(model_dir: str | Path) -> Calibration | None:
-    """The calibration already folded into a model folder (from its ``crossrank.json``), if any."""
+def model_card(model_dir: str | Path) -> dict:
+    """The ``crossrank.json`` that crossrank writes beside models it builds (empty for other models)."""
     card = Path(model_dir) / CARD
     if not card.is_file():
-        return None
-    data = json.loads(card.read_text(encoding="utf-8")).get("calibration")
+        return {}
+    try:
+        data = json.loads(card.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise UnsupportedModelError(
+            f"{card} is not valid JSON ({exc}); restore it from the model's source, or delete it "
+            "(a model without one has no calibration folded in)"
+        ) from None
+    if not isinstance(data, dict):
+        raise UnsupportedModelError(f"{card} must hold a JSON object, not {type(data).__name__}")
+    return data
+
+
+def model_calibration(model_dir: str | Path) -> Calibration | None:
+    """The calibration already folded into a model folder (from its ``crossrank.json``), if any."""
+    data = model_card(model_dir).get("calibration")
     return Calibration.from_dict(data) if data else None
 
 

@@ -8,6 +8,7 @@ from dataclasses import fields, replace
 from typing import Any
 
 from .backends.base import Backend, check_device
+from .calibration import model_card
 from .errors import InvalidInputError
 from .scoring import DEFAULT_MAX_DOCUMENT_CHARS, ScoreOptions, ScoringEngine, as_pair_list, check_text
 from .thresholds import select, sigmoid
@@ -15,14 +16,6 @@ from .types import PairScore, RerankResult
 
 logger = logging.getLogger(__name__)
 
-
-def model_card(path) -> dict:
-    """The ``crossrank.json`` that crossrank writes beside models it builds (empty for other models)."""
-    import json
-    from pathlib import Path
-
-    card = Path(path) / "crossrank.json"
-    return json.loads(card.read_text(encoding="utf-8")) if card.is_file() else {}
 
 BACKENDS = ("auto", "torch", "onnx", "openvino")
 

@@ -145,3 +145,33 @@ def test_hidden_files_and_folders_are_not_documents(tmp_path):
     # a hidden folder or file named as the input is read
     assert [d["id"] for d in read_documents(docs / ".ipynb_checkpoints")] == ["notes-checkpoint.txt"]
     assert [d["id"] for d in read_documents(docs / ".hidden.md")] == [".hidden.md"]
+
+
+@pytest.mark.parametrize("backend", ["embedded", "qdrant"])
+def test_index_add_of_an_emptied_document_removes_its_old_text(tmp_path, capsys, backend):
+    """A file emptied and added again kept its old chunks (no new chunk replaced them), so search still
+    returned text the file no longer holds."""
+    from crossrank.cli.main import main
+    from crossrank.retrieval import open_retriever
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "tea.txt").write_text("Green tea holds L-theanine.", encoding="utf-8")
+    (docs / "old.txt").write_text("The old budget was ten thousand euros.", encoding="utf-8")
+    index = str(tmp_path / "ix")
+    build = ["index", "build", "-i", str(docs), "--index", index, "--embedder", "hash", "--backend", backend]
+    assert main(build) == 0
+    (docs / "old.txt").write_text("", encoding="utf-8")
+    capsys.readouterr()
+    assert main(["index", "add", "-i", str(docs), "--index", index]) == 0
+    out = capsys.readouterr().out
+    assert "removed 1 chunks of documents that are now empty" in out and "holds 1 chunks" in out
+    retriever = open_retriever(index)
+    hits = retriever.search("old budget euros", 5, "bm25" if backend == "embedded" else "dense")
+    assert all(h.chunk.doc_id != "old.txt" for h in hits)
+    if backend == "qdrant":
+        retriever.client.close()
+    # only emptied documents: nothing to add, the old text still goes
+    (docs / "tea.txt").write_text("", encoding="utf-8")
+    assert main(["index", "add", "-i", str(docs), "--index", index]) == 0
+    assert "holds 0 chunks" in capsys.readouterr().out

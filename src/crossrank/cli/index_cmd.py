@@ -17,8 +17,8 @@ are split into overlapping token chunks; BM25 (jieba for Chinese, stemming for E
 multilingual-e5-small vectors are stored. Updates are atomic: a crash leaves the previous index readable
 (on --backend qdrant, a replaced document's new chunks are written before its old ones are removed).
 A document's id is its JSONL "id" or, for a text file, its path relative to the --input folder (the file
-name when --input is the file): `index add` replaces the documents whose ids it indexes again, so give
-it the same folder to update a file from a nested folder."""
+name when --input is the file): `index add` replaces the documents whose ids it indexes again (and removes
+those that are now empty), so give it the same folder to update a file from a nested folder."""
 
 ID_HINT = (
     'a document\'s id is its JSONL "id", or for a text file its path relative to the --input folder it '
@@ -69,18 +69,24 @@ class _Bar:
         self.bar.update(n)
 
 
-def _add_documents(retriever, path: str, chunk_tokens: int, overlap: int) -> tuple[int, list[str]]:
-    """Chunks added, and the ids of the documents they replaced (known for the embedded index)."""
+def _add_documents(retriever, path: str, chunk_tokens: int, overlap: int) -> tuple[int, list[str], int]:
+    """Chunks added, the ids of the documents they replaced (known for the embedded index), and the
+    chunks removed because a document's new version is empty (its old text must not stay searchable)."""
     from ..retrieval.sources import chunk_documents, read_documents
 
-    chunks = chunk_documents(read_documents(path), chunk_tokens, overlap)
+    documents = list(read_documents(path))
+    chunks = chunk_documents(documents, chunk_tokens, overlap)
+    emptied = sorted({str(d["id"]) for d in documents} - {c.doc_id for c in chunks})
+    removed = retriever.delete(emptied) if emptied else 0
     if not chunks:
+        if removed:
+            return 0, [], removed
         raise InvalidInputError(f"{path}: no text to index (all documents are empty)")
     indexed = {c.doc_id for c in getattr(retriever, "chunks", ())}
     replaced = sorted({c.doc_id for c in chunks} & indexed)
     bar = _Bar(len(chunks), "embedding")
     try:
-        return retriever.add(chunks, progress=bar), replaced
+        return retriever.add(chunks, progress=bar), replaced, removed
     finally:
         bar.bar.close()
 
@@ -149,11 +155,14 @@ def run_add(args: argparse.Namespace) -> int:
 
     retriever = open_retriever(args.index)
     config = retriever.config
-    added, replaced = _add_documents(retriever, args.input, config.chunk_tokens, config.chunk_overlap)
+    chunking = (config.chunk_tokens, config.chunk_overlap)
+    added, replaced, emptied = _add_documents(retriever, args.input, *chunking)
     note = ""
     if replaced:  # same id: the indexed version is gone (a text file's id is its path under --input)
         shown = ", ".join(map(repr, replaced[:5])) + (", ..." if len(replaced) > 5 else "")
         note = f" (replacing {len(replaced)} indexed documents with the same id: {shown})"
+    if emptied:
+        note += f" and removed {emptied} chunks of documents that are now empty"
     sys.stdout.write(f"added {added} chunks{note}; the index now holds {len(retriever)} chunks\n")
     return 0
 

@@ -114,3 +114,12 @@ def test_replicas_get_settings_without_the_key_and_a_plain_builder_function():
     assert builder.__code__.co_argcount == 0  # Serve calls it on each replica; a partial would be pickled
     captured = [c.cell_contents for c in builder.__closure__]
     assert "a-real-secret" not in repr(captured)
+
+
+def test_a_refused_key_stays_out_of_the_builders_error(monkeypatch):
+    """Serve writes the builder's (and a replica's) error to its status and logs."""
+    key = "0123456789abcdef0123456789abcdef"
+    monkeypatch.setenv("CROSSRANK_API_KEY", key + "\n")  # as from a Secret made from a file
+    with pytest.raises(ValueError, match="api_key must be at least") as info:
+        serve_ray.build_app({"model": "embedded"})
+    assert key not in str(info.value)

@@ -36,7 +36,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import BackendError, InvalidInputError
+from .errors import BackendError, InvalidInputError, optional_import
 from .tables import (
     BAD_LINE,
     PART,
@@ -122,6 +122,8 @@ def rerank_table(
     """
     start = time.perf_counter()
     threshold = check_options(top_n, threshold, rows_per_file, concurrency, model_kwargs)
+    if use_ray:  # before anything is written; without Ray, say which extra brings it
+        optional_import("ray.data", "ray")
     out = Path(output)
     files = input_files([inputs] if isinstance(inputs, str | Path) else list(inputs))
     candidates = candidates_column if group_by is None else "candidates"

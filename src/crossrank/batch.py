@@ -410,7 +410,9 @@ def run_on_ray(shards, job, schema, out, address, concurrency, num_cpus, num_gpu
 
 def _init_ray(ray, address: str | None, actor_cpus: float) -> None:
     if address is not None:
-        ray.init(address=address)
+        from .server.ray import connect
+
+        connect(address)
         return
     # Logical CPUs: the actors' share plus room for Ray Data's own tasks, at least the machine's cores.
     cpus = max(os.cpu_count() or 1, math.ceil(actor_cpus + RESERVED_CPUS))

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from loopback import free_port
 
 from crossrank.server import ray as serve_ray
 from crossrank.server.settings import ServerSettings
@@ -114,6 +115,21 @@ def test_replicas_get_settings_without_the_key_and_a_plain_builder_function():
     assert builder.__code__.co_argcount == 0  # Serve calls it on each replica; a partial would be pickled
     captured = [c.cell_contents for c in builder.__closure__]
     assert "a-real-secret" not in repr(captured)
+
+
+@pytest.mark.parametrize("command", ["serve --ray", "rerank-table {source} --output {out}"])
+def test_a_ray_address_nothing_answers_on_is_a_clear_error_in_seconds(command, tmp_path):
+    """Ray itself retries such an address for about a quarter of an hour, printing warnings."""
+    source = tmp_path / "in.jsonl"
+    source.write_text('{"query": "q", "candidates": ["a"]}\n')
+    address = f"127.0.0.1:{free_port()}"  # nothing listens there
+    argv = command.format(source=source, out=tmp_path / "out").split() + ["--ray-address", address]
+    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
+    run = subprocess.run([sys.executable, "-m", "crossrank.cli.main", *argv], env=env, capture_output=True,
+                         text=True, timeout=120)
+    assert run.returncode == 2, run.stderr[-2000:]
+    assert f"cannot reach the Ray cluster at {address}" in run.stderr and "--ray-address" in run.stderr
+    assert "Traceback" not in run.stderr
 
 
 def test_a_refused_key_stays_out_of_the_builders_error(monkeypatch):

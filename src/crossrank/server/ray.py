@@ -27,6 +27,7 @@ import logging
 import math
 import os
 import signal
+import socket
 import threading
 from typing import Any
 
@@ -44,6 +45,7 @@ DRIVER_ONLY = frozenset({"api_key", "config_file"})
 RETRY_AFTER_S = 1
 PROXY_TIMEOUT_MARGIN_S = 5.0
 HEALTH_CHECK_PERIOD_S = 5.0
+CONNECT_TIMEOUT_S = 10.0
 CONSTRUCTOR_RETRIES = 3  # a model that fails to load fails the deploy soon (Serve's default retries 20 times)
 
 
@@ -176,6 +178,39 @@ def build_app(args: dict[str, Any] | None = None):
     return build_deployment(settings).bind()
 
 
+def connect(address: str) -> None:
+    """``ray.init(address=address)`` for a cluster that must already run. An address nothing answers on
+    is refused in seconds (Ray itself retries for many minutes), and every failure names the option."""
+    import ray
+
+    hint = (
+        "check --ray-address (the head of a running cluster: host:port of `ray start --head`, "
+        "ray://host:10001, or auto for one on this machine), or leave it unset to start a local Ray"
+    )
+    endpoint = _endpoint(address)
+    if endpoint is not None:
+        try:
+            socket.create_connection(endpoint, timeout=CONNECT_TIMEOUT_S).close()
+        except OSError as exc:
+            raise InvalidInputError(
+                f"cannot reach the Ray cluster at {address} ({exc.strerror or exc}); {hint}"
+            ) from None
+    try:
+        ray.init(address=address)
+    except ConnectionError as exc:
+        reason = str(exc).split(". Please")[0].rstrip(".")  # Ray's advice names its own --address flag
+        raise InvalidInputError(f"cannot connect to the Ray cluster at {address}: {reason}; {hint}") from None
+
+
+def _endpoint(address: str) -> tuple[str, int] | None:
+    """(host, port) of ``host:port`` or ``ray://host:port``; None for auto and other forms Ray resolves."""
+    rest = address.removeprefix("ray://")
+    host, colon, port = rest.rpartition(":")
+    if not colon or not host or not port.isdigit() or "/" in rest:
+        return None
+    return host.strip("[]"), int(port)
+
+
 class _Stop(BaseException):
     """Raised by the SIGTERM/SIGINT handler to unwind to the clean-up, wherever the main thread is."""
 
@@ -202,7 +237,7 @@ def serve_on_ray(settings: ServerSettings) -> int:
             ray.init(address="local", include_dashboard=False)
             _check_local_cpus(settings, ray.cluster_resources().get("CPU", 0))
         else:
-            ray.init(address=settings.ray_address)
+            connect(settings.ray_address)
         _catch_stop_signals()  # ray.init installs a SIGTERM handler that aborts the driver: replace it
         serve.start(http_options=http_options(settings))
         serve.run(build_deployment(settings).bind(), name=APP_NAME, route_prefix="/", blocking=False)

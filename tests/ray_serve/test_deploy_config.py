@@ -13,6 +13,7 @@ import pytest
 import yaml
 from loopback import free_port
 
+from crossrank.errors import InvalidInputError
 from crossrank.server import ray as serve_ray
 from crossrank.server.settings import ServerSettings
 
@@ -130,6 +131,18 @@ def test_a_ray_address_nothing_answers_on_is_a_clear_error_in_seconds(command, t
     assert run.returncode == 2, run.stderr[-2000:]
     assert f"cannot reach the Ray cluster at {address}" in run.stderr and "--ray-address" in run.stderr
     assert "Traceback" not in run.stderr
+
+
+def test_num_replicas_with_autoscaling_bounds_is_refused_before_ray_starts():
+    """Serve refuses both too; crossrank used to drop num_replicas silently and autoscale from 1."""
+    with pytest.raises(InvalidInputError, match="give one of them"):
+        serve_ray.deployment_options(ServerSettings(num_replicas=3, max_replicas=5))
+    assert "autoscaling_config" in serve_ray.deployment_options(ServerSettings(max_replicas=5))
+    command = [sys.executable, "-m", "crossrank.cli.main", "serve", "--ray", "--num-replicas", "3",
+               "--max-replicas", "5"]
+    run = subprocess.run(command, env={**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}, capture_output=True,
+                         text=True, timeout=120)
+    assert run.returncode == 2 and "give one of them" in run.stderr, run.stderr[-2000:]
 
 
 def test_a_refused_key_stays_out_of_the_builders_error(monkeypatch):

@@ -84,8 +84,19 @@ def max_ongoing(settings: ServerSettings) -> int:
     return settings.max_ongoing_requests or settings.max_queue  # the settings check it is <= max_queue
 
 
+def check_scaling(settings: ServerSettings) -> None:
+    """A fixed number of replicas and autoscaling bounds exclude each other (Serve refuses both too)."""
+    if settings.max_replicas is not None and "num_replicas" in settings.model_fields_set:
+        raise InvalidInputError(
+            f"num_replicas ({settings.num_replicas}) fixes the number of replicas and max_replicas "
+            f"({settings.max_replicas}) turns on autoscaling; give one of them (min_replicas sets the "
+            "fewest replicas when autoscaling)"
+        )
+
+
 def deployment_options(settings: ServerSettings) -> dict:
     """Keyword arguments for ``serve.deployment`` (pure: also used to check the deploy/ files)."""
+    check_scaling(settings)
     env = thread_env(settings.replica_cpus)
     ongoing = max_ongoing(settings)
     options: dict[str, Any] = {
@@ -220,6 +231,7 @@ def serve_on_ray(settings: ServerSettings) -> int:
     serve until SIGTERM or Ctrl-C; then remove the app, and stop the local Ray with every process it
     started."""
     disable_usage_stats()
+    check_scaling(settings)  # before a local Ray is started for nothing
     optional_import("ray.serve", "ray")
     import ray
     from ray import serve

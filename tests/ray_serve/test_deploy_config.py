@@ -145,6 +145,13 @@ def test_num_replicas_with_autoscaling_bounds_is_refused_before_ray_starts():
     assert run.returncode == 2 and "give one of them" in run.stderr, run.stderr[-2000:]
 
 
+def test_the_builder_refuses_a_key_in_its_args():
+    """Args are part of the Serve config (``serve config`` prints them); replicas never get that key."""
+    with pytest.raises(InvalidInputError, match="CROSSRANK_API_KEY") as info:
+        serve_ray.build_app({"model": "embedded", "api_key": "a-real-secret-0123456789"})
+    assert "a-real-secret" not in str(info.value)
+
+
 def test_a_refused_key_stays_out_of_the_builders_error(monkeypatch):
     """Serve writes the builder's (and a replica's) error to its status and logs."""
     key = "0123456789abcdef0123456789abcdef"

@@ -185,6 +185,11 @@ def build_app(args: dict[str, Any] | None = None):
     key=value`` or a config file's ``args``); environment variables and ``config_file`` apply as usual.
     The API key is read here only to know that auth is on: replicas read it from their environment."""
     disable_usage_stats()
+    if args and "api_key" in args:  # Serve keeps args in its config: `serve config` would print the key
+        raise InvalidInputError(
+            "api_key must not be in the application's args (Serve stores them and `serve config` shows "
+            f"them); set {KEY_ENV} in the environment of the cluster's nodes, e.g. from a Kubernetes Secret"
+        )
     settings = ServerSettings(**(args or {}))
     return build_deployment(settings).bind()
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import inspect
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -150,6 +151,16 @@ def test_the_builder_refuses_a_key_in_its_args():
     with pytest.raises(InvalidInputError, match="CROSSRANK_API_KEY") as info:
         serve_ray.build_app({"model": "embedded", "api_key": "a-real-secret-0123456789"})
     assert "a-real-secret" not in str(info.value)
+
+
+def test_the_deploy_commands_start_ray_with_usage_stats_off():
+    """Ray's CLI starts Ray with usage stats on unless told; the config's runtime_env reaches replicas."""
+    header = " ".join(
+        line.removeprefix("#").strip()
+        for line in (DEPLOY / "serve-config.yaml").read_text().splitlines() if line.startswith("#")
+    )
+    commands = re.findall(r"`([^`]*(?:serve run|ray start)[^`]*)`", header)
+    assert commands and all(c.startswith("RAY_USAGE_STATS_ENABLED=0 ") for c in commands), commands
 
 
 def test_a_refused_key_stays_out_of_the_builders_error(monkeypatch):

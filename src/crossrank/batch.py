@@ -384,6 +384,8 @@ def run_on_ray(shards, job, schema, out, address, concurrency, num_cpus, num_gpu
         _init_ray(ray, address, concurrency * num_cpus)
     try:
         check_cpus(ray.cluster_resources().get("CPU", 0.0), concurrency, num_cpus)
+        if started and address is None:  # a cluster may add GPU nodes on demand; this machine cannot
+            check_gpus(ray.cluster_resources().get("GPU", 0.0), concurrency, num_gpus)
         ray.data.DataContext.get_current().enable_progress_bars = False  # ours counts rows
         dataset = ray.data.from_items([asdict(s) for s in shards], override_num_blocks=len(shards))
         results = dataset.map_batches(
@@ -425,6 +427,14 @@ def check_cpus(cluster_cpus: float, concurrency: int, num_cpus: float) -> None:
             f"{concurrency} actors x {num_cpus:g} CPUs leave less than {RESERVED_CPUS:g} of the cluster's "
             f"{cluster_cpus:g} CPUs for Ray Data's own tasks, and the job would hang; lower concurrency "
             "or num_cpus (fractions such as 0.5 are allowed)"
+        )
+
+
+def check_gpus(machine_gpus: float, concurrency: int, num_gpus: float) -> None:
+    if concurrency * num_gpus > machine_gpus:
+        raise InvalidInputError(
+            f"{concurrency} actors x {num_gpus:g} GPUs do not fit this machine's {machine_gpus:g} GPUs, and "
+            "the job would wait for them forever; lower concurrency or num_gpus (0: run on CPU)"
         )
 
 

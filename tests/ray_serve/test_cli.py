@@ -50,3 +50,16 @@ def test_serve_ray_answers_cohere_and_sigterm_leaves_no_ray_process(tiny_xlmr_di
     time.sleep(1)
     left = [p for p in started if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
     assert left == [], [(p.pid, p.name()) for p in left]
+
+
+def serve_ray(*flags: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    port = str(free_port())
+    command = [sys.executable, "-m", "crossrank.cli.main", "serve", "--ray", "--port", port, *flags]
+    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
+    return subprocess.run(command, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+def test_replicas_needing_gpus_this_machine_lacks_are_refused_not_waited_for():
+    run = serve_ray("--replica-gpus", "1000")  # Serve would wait for them forever
+    assert run.returncode == 2, run.stderr[-3000:]
+    assert "1 replicas x 1000 GPUs do not fit this machine's" in run.stderr

@@ -252,7 +252,7 @@ def serve_on_ray(settings: ServerSettings) -> int:
     try:
         if local:
             ray.init(address="local", include_dashboard=False)
-            _check_local_cpus(settings, ray.cluster_resources().get("CPU", 0))
+            _check_local_resources(settings, ray.cluster_resources())
         else:
             connect(settings.ray_address)
         _catch_stop_signals()  # ray.init installs a SIGTERM handler that aborts the driver: replace it
@@ -280,12 +280,19 @@ def _catch_stop_signals() -> dict:
     return {sig: signal.signal(sig, _raise_stop) for sig in (signal.SIGTERM, signal.SIGINT)}
 
 
-def _check_local_cpus(settings: ServerSettings, cpus: float) -> None:
+def _check_local_resources(settings: ServerSettings, resources: dict[str, float]) -> None:
+    """Replicas that do not fit this machine would wait for resources forever."""
     replicas = settings.max_replicas or settings.num_replicas
+    cpus, gpus = resources.get("CPU", 0), resources.get("GPU", 0)
     if replicas * settings.replica_cpus > cpus:
         raise InvalidInputError(
             f"{replicas} replicas x {settings.replica_cpus:g} CPUs do not fit this machine's {cpus:g} CPUs; "
             "lower num_replicas/max_replicas or replica_cpus (fractions such as 0.5 are allowed)"
+        )
+    if replicas * settings.replica_gpus > gpus:
+        raise InvalidInputError(
+            f"{replicas} replicas x {settings.replica_gpus:g} GPUs do not fit this machine's {gpus:g} GPUs; "
+            "lower num_replicas/max_replicas or replica_gpus (0: run on CPU)"
         )
 
 

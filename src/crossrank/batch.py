@@ -129,9 +129,10 @@ def rerank_table(
     candidates = candidates_column if group_by is None else "candidates"
     job = TableJob(model, dict(model_kwargs), query_column, candidates, top_n, threshold)
     wanted = manifest(files, job, rows_per_file, group_by, document_column)
-    # The manifest is written only once every check has passed (options, columns, grouping and, in this
-    # process, loading the model): a run refused after writing it would make its corrected rerun look like
-    # a run with other options, refused in turn.
+    # The manifest is written only once every check has passed (options, columns, grouping and loading the
+    # model in this process, or finding it for a local Ray), and a Ray job that fails before writing a part
+    # removes it: a run refused after writing it would make its corrected rerun look like a run with other
+    # options, refused in turn.
     prepare_output(out, wanted, overwrite)
     if group_by is not None:
         target = out / "_grouped" / "grouped.parquet"
@@ -140,6 +141,11 @@ def rerank_table(
     shards = plan_shards(files, rows_per_file)
     pending = [s for s in shards if not (out / PART.format(s.index)).is_file()]
     scorer = ShardScorer(asdict(job), schema, str(out)) if pending and not use_ray else None
+    if pending and use_ray and ray_address is None:  # a wrong model fails here, in seconds, not in each actor
+        from .models.resolve import resolve_model
+
+        resolve_model(model)
+    fresh = not (out / MANIFEST).is_file()
     write_manifest(out, wanted)
     logger.info("%d of %d parts to write in %s", len(pending), len(shards), out)
     report = _progress(progress, sum(s.rows for s in pending))
@@ -148,7 +154,12 @@ def rerank_table(
             results = []
         elif use_ray:
             resources = (concurrency, num_cpus, num_gpus)
-            results = run_on_ray(pending, job, schema, out, ray_address, *resources, report)
+            try:
+                results = run_on_ray(pending, job, schema, out, ray_address, *resources, report)
+            except BaseException:  # e.g. the actors could not load the model (a dtype its backend lacks)
+                if fresh and not any(out.glob("part-*.parquet")):  # nothing to resume: the corrected rerun
+                    (out / MANIFEST).unlink(missing_ok=True)  # must not be refused as one with other options
+                raise
         else:
             results = [scorer.score_shard(shard, report.update) for shard in pending]
     finally:

@@ -42,6 +42,16 @@ def test_ray_data_job_matches_the_library_row_for_row(ray_cluster, tmp_path, sha
     assert (again.written, again.skipped) == (0, 3)
 
 
+def test_a_job_whose_actors_cannot_load_the_model_leaves_no_manifest(ray_cluster, tmp_path, tiny_xlmr_dir):
+    """int8 is refused when the model is loaded, in the actors: the corrected rerun must not be refused."""
+    source = write_parquet([GOOD], tmp_path / "in.parquet")
+    args = {"model": str(tiny_xlmr_dir), "backend": "torch", "max_length": 96, "progress": False}
+    with pytest.raises(Exception, match="int8"):
+        rerank_table(source, tmp_path / "out", **args, dtype="int8")
+    assert not (tmp_path / "out" / "_crossrank.json").exists()
+    assert rerank_table(source, tmp_path / "out", **args).written == 1
+
+
 def test_gpus_this_machine_lacks_are_refused_not_waited_for(tmp_path):
     """Ray Data would wait for them forever ("The job may hang forever unless the cluster scales up")."""
     source = write_parquet([GOOD], tmp_path / "in.parquet")

@@ -279,3 +279,14 @@ def test_without_ray_installed_the_cli_names_the_extra_and_writes_nothing(tmp_pa
     assert main(["rerank-table", str(source), "-o", str(tmp_path / "out")]) == 2
     assert "pip install 'crossrank[ray]'" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+def test_on_a_local_ray_a_wrong_model_is_refused_before_anything_is_written(tmp_path, capsys):
+    """Found here, in seconds: the actors used to fail one by one and leave a manifest behind, so that the
+    corrected rerun was refused as a run with other options."""
+    from crossrank.cli.main import main
+
+    source = write_jsonl([GOOD], tmp_path / "in.jsonl")
+    assert main(["rerank-table", str(source), "-o", str(tmp_path / "out"), "--model", "/no/such/model"]) == 2
+    assert "unknown model '/no/such/model'" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -63,3 +64,23 @@ def test_replicas_needing_gpus_this_machine_lacks_are_refused_not_waited_for():
     run = serve_ray("--replica-gpus", "1000")  # Serve would wait for them forever
     assert run.returncode == 2, run.stderr[-3000:]
     assert "1 replicas x 1000 GPUs do not fit this machine's" in run.stderr
+
+
+def test_a_model_the_replicas_cannot_load_is_a_clear_error(tiny_xlmr_dir):
+    """Serve used to end in a traceback saying only 'Failed to update the deployments'."""
+    run = serve_ray("--model", str(tiny_xlmr_dir), "--backend", "torch", "--dtype", "int8")
+    assert run.returncode == 2, run.stderr[-3000:]
+    line = run.stderr.strip().splitlines()[-1]
+    assert line.startswith("crossrank: error: the crossrank replicas did not start:") and "int8" in line, line
+
+
+def test_a_port_in_use_is_a_clear_error():
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        command = [sys.executable, "-m", "crossrank.cli.main", "serve", "--ray", "--port", str(port)]
+        run = subprocess.run(command, env={**os.environ, "RAY_USAGE_STATS_ENABLED": "0"},
+                             capture_output=True, text=True, timeout=300)
+    assert run.returncode == 2, run.stderr[-3000:]
+    assert f"could not listen on 127.0.0.1:{port}" in run.stderr.strip().splitlines()[-1]

@@ -4,8 +4,9 @@
 model=embedded num_replicas=2``, or ``import_path`` in a Serve config file); ``crossrank serve --ray`` calls
 :func:`serve_on_ray`. Each replica runs the unchanged :func:`crossrank.server.app.create_app` app, built
 on the replica by a zero-argument function given to ``serve.ingress`` (an app object would be pickled,
-and ours holds prometheus registries with locks), so its lifespan loads the model and starts the
-cross-request batcher there. Serve's own ``@serve.batch`` is not used: its queue is unbounded and it knows
+and ours holds prometheus registries with locks), which loads the model there (a model that cannot load
+fails the replica's constructor, so Serve reports why); the app's lifespan starts the cross-request
+batcher. Serve's own ``@serve.batch`` is not used: its queue is unbounded and it knows
 nothing of token budgets.
 
 Settings reach replicas as plain values captured by that function, without the API key: the key reaches
@@ -31,7 +32,7 @@ import socket
 import threading
 from typing import Any
 
-from ..errors import InvalidInputError, optional_import
+from ..errors import BackendError, InvalidInputError, optional_import
 from .settings import ServerSettings
 
 logger = logging.getLogger(__name__)
@@ -146,7 +147,7 @@ class CrossrankReplica:
 
 def replica_app(values: dict[str, Any], expect_key: bool):
     """Build the FastAPI app on a replica (called there by the builder function)."""
-    from .app import create_app
+    from .app import create_app, load_reranker
 
     if expect_key and not os.environ.get(KEY_ENV):
         raise RuntimeError(
@@ -154,7 +155,10 @@ def replica_app(values: dict[str, Any], expect_key: bool):
             "(e.g. from a Kubernetes Secret), or start the local Ray with crossrank serve --ray"
         )
     limit_threads()
-    return create_app(ServerSettings(**values))
+    settings = ServerSettings(**values)
+    # Loaded here, in the replica's constructor, not in the app's lifespan: Serve then reports why a model
+    # cannot load (its lifespan failure says only "ASGI lifespan startup failed").
+    return create_app(settings, load_reranker(settings))
 
 
 def limit_threads() -> None:
@@ -256,8 +260,18 @@ def serve_on_ray(settings: ServerSettings) -> int:
         else:
             connect(settings.ray_address)
         _catch_stop_signals()  # ray.init installs a SIGTERM handler that aborts the driver: replace it
-        serve.start(http_options=http_options(settings))
-        serve.run(build_deployment(settings).bind(), name=APP_NAME, route_prefix="/", blocking=False)
+        try:
+            serve.start(http_options=http_options(settings))
+        except RuntimeError as exc:  # its proxy could not bind
+            raise BackendError(
+                f"Ray Serve could not listen on {settings.host}:{settings.port} ({_last_line(str(exc))}); "
+                "is another server on that port? choose another --port"
+            ) from None
+        try:
+            serve.run(build_deployment(settings).bind(), name=APP_NAME, route_prefix="/", blocking=False)
+        except RuntimeError as exc:  # the replicas failed to start: say why, not where Serve noticed
+            why = _replica_error(serve, exc)
+            raise BackendError(f"the crossrank replicas did not start: {why}") from None
         logger.warning("crossrank serving on http://%s:%s (Ray Serve)", settings.host, settings.port)
         threading.Event().wait()  # until a signal raises _Stop
     except _Stop:
@@ -269,6 +283,20 @@ def serve_on_ray(settings: ServerSettings) -> int:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     return 0
+
+
+def _replica_error(serve, exc: Exception) -> str:
+    """The last line of the replicas' own error (Serve's deployment status holds their traceback)."""
+    try:
+        message = serve.status().applications[APP_NAME].deployments[DEPLOYMENT_NAME].message
+    except Exception:  # no status: Serve's own message will do
+        message = ""
+    return _last_line(message) or _last_line(str(exc))
+
+
+def _last_line(text: str) -> str:
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return lines[-1] if lines else ""
 
 
 def _raise_stop(signum, frame) -> None:

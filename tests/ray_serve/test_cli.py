@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 
+import httpx
 import pytest
 from loopback import free_port, wait_ready
 
@@ -84,3 +85,32 @@ def test_a_port_in_use_is_a_clear_error():
                              capture_output=True, text=True, timeout=300)
     assert run.returncode == 2, run.stderr[-3000:]
     assert f"could not listen on 127.0.0.1:{port}" in run.stderr.strip().splitlines()[-1]
+
+
+def test_ray_address_local_is_the_local_ray_with_the_key_handed_on(tiny_xlmr_dir, tmp_path):
+    """--ray-address local (Ray's name for a new local Ray) used to be treated as a cluster: the key given
+    by flag never reached the replicas, which refused to start."""
+    port = free_port()
+    command = [
+        sys.executable, "-m", "crossrank.cli.main", "serve", "--ray", "--ray-address", "local",
+        "--api-key", KEY, "--model", str(tiny_xlmr_dir), "--backend", "torch", "--port", str(port),
+    ]
+    env = {k: v for k, v in os.environ.items() if k != "CROSSRANK_API_KEY"}
+    log = (tmp_path / "serve.log").open("w")
+    proc = subprocess.Popen(command, env={**env, "RAY_USAGE_STATS_ENABLED": "0"}, stdout=log,
+                            stderr=subprocess.STDOUT)
+    try:
+        try:
+            wait_ready(f"http://127.0.0.1:{port}", proc=proc)
+        except AssertionError:
+            raise AssertionError((tmp_path / "serve.log").read_text()[-3000:]) from None
+        body = {"model": "m", "query": "q", "documents": ["a", "b"]}
+        url = f"http://127.0.0.1:{port}/v2/rerank"
+        assert httpx.post(url, json=body, timeout=60).status_code == 401
+        auth = {"Authorization": f"Bearer {KEY}"}
+        assert httpx.post(url, json=body, headers=auth, timeout=60).status_code == 200
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        code = proc.wait(timeout=120)
+        log.close()
+    assert code == 0

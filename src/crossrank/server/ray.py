@@ -245,7 +245,7 @@ def serve_on_ray(settings: ServerSettings) -> int:
     import ray
     from ray import serve
 
-    local = settings.ray_address is None
+    local = settings.ray_address in (None, "local")  # "local": what Ray calls a new local Ray
     if local:  # a wrong model name fails here, in seconds, not after Serve's constructor retries
         from ..models.resolve import resolve_model
 

@@ -124,6 +124,7 @@ def rerank_table(
     threshold = check_options(top_n, threshold, rows_per_file, concurrency, model_kwargs)
     if use_ray:  # before anything is written; without Ray, say which extra brings it
         optional_import("ray.data", "ray")
+    ray_address = None if ray_address == "local" else ray_address  # Ray's name for a new local Ray
     out = Path(output)
     files = input_files([inputs] if isinstance(inputs, str | Path) else list(inputs))
     candidates = candidates_column if group_by is None else "candidates"

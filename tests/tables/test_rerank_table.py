@@ -287,6 +287,8 @@ def test_on_a_local_ray_a_wrong_model_is_refused_before_anything_is_written(tmp_
     from crossrank.cli.main import main
 
     source = write_jsonl([GOOD], tmp_path / "in.jsonl")
-    assert main(["rerank-table", str(source), "-o", str(tmp_path / "out"), "--model", "/no/such/model"]) == 2
-    assert "unknown model '/no/such/model'" in capsys.readouterr().err
-    assert not (tmp_path / "out").exists()
+    for where in ([], ["--ray-address", "local"]):  # "local": Ray's name for a new local Ray
+        command = ["rerank-table", str(source), "-o", str(tmp_path / "out"), "--model", "/no/such/model"]
+        assert main([*command, *where]) == 2
+        assert "unknown model '/no/such/model'" in capsys.readouterr().err
+        assert not (tmp_path / "out").exists()

@@ -36,7 +36,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import BackendError, InvalidInputError
+from .errors import BackendError, InvalidInputError, optional_import
 from .tables import (
     BAD_LINE,
     PART,
@@ -122,14 +122,18 @@ def rerank_table(
     """
     start = time.perf_counter()
     threshold = check_options(top_n, threshold, rows_per_file, concurrency, model_kwargs)
+    if use_ray:  # before anything is written; without Ray, say which extra brings it
+        optional_import("ray.data", "ray")
+    ray_address = None if ray_address == "local" else ray_address  # Ray's name for a new local Ray
     out = Path(output)
     files = input_files([inputs] if isinstance(inputs, str | Path) else list(inputs))
     candidates = candidates_column if group_by is None else "candidates"
     job = TableJob(model, dict(model_kwargs), query_column, candidates, top_n, threshold)
     wanted = manifest(files, job, rows_per_file, group_by, document_column)
-    # The manifest is written only once every check has passed (options, columns, grouping and, in this
-    # process, loading the model): a run refused after writing it would make its corrected rerun look like
-    # a run with other options, refused in turn.
+    # The manifest is written only once every check has passed (options, columns, grouping and loading the
+    # model in this process, or finding it for a local Ray), and a Ray job that fails before writing a part
+    # removes it: a run refused after writing it would make its corrected rerun look like a run with other
+    # options, refused in turn.
     prepare_output(out, wanted, overwrite)
     if group_by is not None:
         target = out / "_grouped" / "grouped.parquet"
@@ -138,6 +142,11 @@ def rerank_table(
     shards = plan_shards(files, rows_per_file)
     pending = [s for s in shards if not (out / PART.format(s.index)).is_file()]
     scorer = ShardScorer(asdict(job), schema, str(out)) if pending and not use_ray else None
+    if pending and use_ray and ray_address is None:  # a wrong model fails here, in seconds, not in each actor
+        from .models.resolve import resolve_model
+
+        resolve_model(model)
+    fresh = not (out / MANIFEST).is_file()
     write_manifest(out, wanted)
     logger.info("%d of %d parts to write in %s", len(pending), len(shards), out)
     report = _progress(progress, sum(s.rows for s in pending))
@@ -146,7 +155,12 @@ def rerank_table(
             results = []
         elif use_ray:
             resources = (concurrency, num_cpus, num_gpus)
-            results = run_on_ray(pending, job, schema, out, ray_address, *resources, report)
+            try:
+                results = run_on_ray(pending, job, schema, out, ray_address, *resources, report)
+            except BaseException:  # e.g. the actors could not load the model (a dtype its backend lacks)
+                if fresh and not any(out.glob("part-*.parquet")):  # nothing to resume: the corrected rerun
+                    (out / MANIFEST).unlink(missing_ok=True)  # must not be refused as one with other options
+                raise
         else:
             results = [scorer.score_shard(shard, report.update) for shard in pending]
     finally:
@@ -382,6 +396,8 @@ def run_on_ray(shards, job, schema, out, address, concurrency, num_cpus, num_gpu
         _init_ray(ray, address, concurrency * num_cpus)
     try:
         check_cpus(ray.cluster_resources().get("CPU", 0.0), concurrency, num_cpus)
+        if started and address is None:  # a cluster may add GPU nodes on demand; this machine cannot
+            check_gpus(ray.cluster_resources().get("GPU", 0.0), concurrency, num_gpus)
         ray.data.DataContext.get_current().enable_progress_bars = False  # ours counts rows
         dataset = ray.data.from_items([asdict(s) for s in shards], override_num_blocks=len(shards))
         results = dataset.map_batches(
@@ -408,7 +424,9 @@ def run_on_ray(shards, job, schema, out, address, concurrency, num_cpus, num_gpu
 
 def _init_ray(ray, address: str | None, actor_cpus: float) -> None:
     if address is not None:
-        ray.init(address=address)
+        from .server.ray import connect
+
+        connect(address)
         return
     # Logical CPUs: the actors' share plus room for Ray Data's own tasks, at least the machine's cores.
     cpus = max(os.cpu_count() or 1, math.ceil(actor_cpus + RESERVED_CPUS))
@@ -421,6 +439,14 @@ def check_cpus(cluster_cpus: float, concurrency: int, num_cpus: float) -> None:
             f"{concurrency} actors x {num_cpus:g} CPUs leave less than {RESERVED_CPUS:g} of the cluster's "
             f"{cluster_cpus:g} CPUs for Ray Data's own tasks, and the job would hang; lower concurrency "
             "or num_cpus (fractions such as 0.5 are allowed)"
+        )
+
+
+def check_gpus(machine_gpus: float, concurrency: int, num_gpus: float) -> None:
+    if concurrency * num_gpus > machine_gpus:
+        raise InvalidInputError(
+            f"{concurrency} actors x {num_gpus:g} GPUs do not fit this machine's {machine_gpus:g} GPUs, and "
+            "the job would wait for them forever; lower concurrency or num_gpus (0: run on CPU)"
         )
 
 

@@ -5,13 +5,16 @@ from __future__ import annotations
 
 import inspect
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import yaml
+from loopback import free_port
 
+from crossrank.errors import InvalidInputError
 from crossrank.server import ray as serve_ray
 from crossrank.server.settings import ServerSettings
 
@@ -114,3 +117,56 @@ def test_replicas_get_settings_without_the_key_and_a_plain_builder_function():
     assert builder.__code__.co_argcount == 0  # Serve calls it on each replica; a partial would be pickled
     captured = [c.cell_contents for c in builder.__closure__]
     assert "a-real-secret" not in repr(captured)
+
+
+@pytest.mark.parametrize("command", ["serve --ray", "rerank-table {source} --output {out}"])
+def test_a_ray_address_nothing_answers_on_is_a_clear_error_in_seconds(command, tmp_path):
+    """Ray itself retries such an address for about a quarter of an hour, printing warnings."""
+    source = tmp_path / "in.jsonl"
+    source.write_text('{"query": "q", "candidates": ["a"]}\n')
+    address = f"127.0.0.1:{free_port()}"  # nothing listens there
+    argv = command.format(source=source, out=tmp_path / "out").split() + ["--ray-address", address]
+    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
+    run = subprocess.run([sys.executable, "-m", "crossrank.cli.main", *argv], env=env, capture_output=True,
+                         text=True, timeout=120)
+    assert run.returncode == 2, run.stderr[-2000:]
+    assert f"cannot reach the Ray cluster at {address}" in run.stderr and "--ray-address" in run.stderr
+    assert "Traceback" not in run.stderr
+
+
+def test_num_replicas_with_autoscaling_bounds_is_refused_before_ray_starts():
+    """Serve refuses both too; crossrank used to drop num_replicas silently and autoscale from 1."""
+    with pytest.raises(InvalidInputError, match="give one of them"):
+        serve_ray.deployment_options(ServerSettings(num_replicas=3, max_replicas=5))
+    assert "autoscaling_config" in serve_ray.deployment_options(ServerSettings(max_replicas=5))
+    command = [sys.executable, "-m", "crossrank.cli.main", "serve", "--ray", "--num-replicas", "3",
+               "--max-replicas", "5"]
+    run = subprocess.run(command, env={**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}, capture_output=True,
+                         text=True, timeout=120)
+    assert run.returncode == 2 and "give one of them" in run.stderr, run.stderr[-2000:]
+
+
+def test_the_builder_refuses_a_key_in_its_args():
+    """Args are part of the Serve config (``serve config`` prints them); replicas never get that key."""
+    with pytest.raises(InvalidInputError, match="CROSSRANK_API_KEY") as info:
+        serve_ray.build_app({"model": "embedded", "api_key": "a-real-secret-0123456789"})
+    assert "a-real-secret" not in str(info.value)
+
+
+def test_the_deploy_commands_start_ray_with_usage_stats_off():
+    """Ray's CLI starts Ray with usage stats on unless told; the config's runtime_env reaches replicas."""
+    header = " ".join(
+        line.removeprefix("#").strip()
+        for line in (DEPLOY / "serve-config.yaml").read_text().splitlines() if line.startswith("#")
+    )
+    commands = re.findall(r"`([^`]*(?:serve run|ray start)[^`]*)`", header)
+    assert commands and all(c.startswith("RAY_USAGE_STATS_ENABLED=0 ") for c in commands), commands
+
+
+def test_a_refused_key_stays_out_of_the_builders_error(monkeypatch):
+    """Serve writes the builder's (and a replica's) error to its status and logs."""
+    key = "0123456789abcdef0123456789abcdef"
+    monkeypatch.setenv("CROSSRANK_API_KEY", key + "\n")  # as from a Secret made from a file
+    with pytest.raises(ValueError, match="api_key must be at least") as info:
+        serve_ray.build_app({"model": "embedded"})
+    assert key not in str(info.value)

@@ -3,6 +3,10 @@ a Parquet file of ArguAna lists, a bad row included; a rerun skips the finished 
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import pytest
 
 from crossrank.batch import rerank_table
@@ -10,6 +14,8 @@ from crossrank.batch import rerank_table
 from .data import BAD_ROW, arguana_rows, assert_same_as_library, read_output, write_parquet
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow, pytest.mark.timeout(600)]
+
+GOOD = {"query": "capital of france", "candidates": ["Paris is the capital.", "Berlin"]}
 
 
 def test_ray_data_job_matches_the_library_row_for_row(ray_cluster, tmp_path, shared_data, tiny_xlmr_dir):
@@ -34,3 +40,25 @@ def test_ray_data_job_matches_the_library_row_for_row(ray_cluster, tmp_path, sha
     again = rerank_table(source, tmp_path / "out", model=str(tiny_xlmr_dir), backend="torch", max_length=96,
                          top_n=3, rows_per_file=3, concurrency=2, num_cpus=1, progress=False)
     assert (again.written, again.skipped) == (0, 3)
+
+
+def test_a_job_whose_actors_cannot_load_the_model_leaves_no_manifest(ray_cluster, tmp_path, tiny_xlmr_dir):
+    """int8 is refused when the model is loaded, in the actors: the corrected rerun must not be refused."""
+    source = write_parquet([GOOD], tmp_path / "in.parquet")
+    args = {"model": str(tiny_xlmr_dir), "backend": "torch", "max_length": 96, "progress": False}
+    with pytest.raises(Exception, match="int8"):
+        rerank_table(source, tmp_path / "out", **args, dtype="int8")
+    assert not (tmp_path / "out" / "_crossrank.json").exists()
+    assert rerank_table(source, tmp_path / "out", **args).written == 1
+
+
+def test_gpus_this_machine_lacks_are_refused_not_waited_for(tmp_path):
+    """Ray Data would wait for them forever ("The job may hang forever unless the cluster scales up")."""
+    source = write_parquet([GOOD], tmp_path / "in.parquet")
+    command = [sys.executable, "-m", "crossrank.cli.main", "rerank-table", str(source), "-o",
+               str(tmp_path / "out"), "--actor-gpus", "1000"]
+    run = subprocess.run(command, env={**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}, capture_output=True,
+                         text=True, timeout=300)
+    assert run.returncode == 2, run.stderr[-3000:]
+    assert "1 actors x 1000 GPUs do not fit this machine's" in run.stderr
+    assert not (tmp_path / "out" / "_crossrank.json").exists()

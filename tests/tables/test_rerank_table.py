@@ -4,6 +4,7 @@ lists, bad rows, resumption, grouping long rows, and refusal to mix runs."""
 from __future__ import annotations
 
 import json
+import sys
 
 import pytest
 
@@ -267,3 +268,27 @@ def test_cli_refuses_bad_cutoffs_before_writing_and_takes_any_dynamic(tmp_path, 
     assert json.loads(capsys.readouterr().out)["parts_written"] == 1
     assert main([*command, "--threshold", "DYNAMIC"]) == 0  # the same options: a resumed run
     assert json.loads(capsys.readouterr().out)["parts_skipped"] == 1
+
+
+def test_without_ray_installed_the_cli_names_the_extra_and_writes_nothing(tmp_path, monkeypatch, capsys):
+    from crossrank.cli.main import main
+
+    for name in ("ray", "ray.data"):  # as if Ray were not installed
+        monkeypatch.setitem(sys.modules, name, None)
+    source = write_jsonl([GOOD], tmp_path / "in.jsonl")
+    assert main(["rerank-table", str(source), "-o", str(tmp_path / "out")]) == 2
+    assert "pip install 'crossrank[ray]'" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
+def test_on_a_local_ray_a_wrong_model_is_refused_before_anything_is_written(tmp_path, capsys):
+    """Found here, in seconds: the actors used to fail one by one and leave a manifest behind, so that the
+    corrected rerun was refused as a run with other options."""
+    from crossrank.cli.main import main
+
+    source = write_jsonl([GOOD], tmp_path / "in.jsonl")
+    for where in ([], ["--ray-address", "local"]):  # "local": Ray's name for a new local Ray
+        command = ["rerank-table", str(source), "-o", str(tmp_path / "out"), "--model", "/no/such/model"]
+        assert main([*command, *where]) == 2
+        assert "unknown model '/no/such/model'" in capsys.readouterr().err
+        assert not (tmp_path / "out").exists()

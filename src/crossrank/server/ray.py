@@ -4,8 +4,9 @@
 model=embedded num_replicas=2``, or ``import_path`` in a Serve config file); ``crossrank serve --ray`` calls
 :func:`serve_on_ray`. Each replica runs the unchanged :func:`crossrank.server.app.create_app` app, built
 on the replica by a zero-argument function given to ``serve.ingress`` (an app object would be pickled,
-and ours holds prometheus registries with locks), so its lifespan loads the model and starts the
-cross-request batcher there. Serve's own ``@serve.batch`` is not used: its queue is unbounded and it knows
+and ours holds prometheus registries with locks), which loads the model there (a model that cannot load
+fails the replica's constructor, so Serve reports why); the app's lifespan starts the cross-request
+batcher. Serve's own ``@serve.batch`` is not used: its queue is unbounded and it knows
 nothing of token budgets.
 
 Settings reach replicas as plain values captured by that function, without the API key: the key reaches
@@ -27,10 +28,11 @@ import logging
 import math
 import os
 import signal
+import socket
 import threading
 from typing import Any
 
-from ..errors import InvalidInputError, optional_import
+from ..errors import BackendError, InvalidInputError, optional_import
 from .settings import ServerSettings
 
 logger = logging.getLogger(__name__)
@@ -44,6 +46,7 @@ DRIVER_ONLY = frozenset({"api_key", "config_file"})
 RETRY_AFTER_S = 1
 PROXY_TIMEOUT_MARGIN_S = 5.0
 HEALTH_CHECK_PERIOD_S = 5.0
+CONNECT_TIMEOUT_S = 10.0
 CONSTRUCTOR_RETRIES = 3  # a model that fails to load fails the deploy soon (Serve's default retries 20 times)
 
 
@@ -82,8 +85,19 @@ def max_ongoing(settings: ServerSettings) -> int:
     return settings.max_ongoing_requests or settings.max_queue  # the settings check it is <= max_queue
 
 
+def check_scaling(settings: ServerSettings) -> None:
+    """A fixed number of replicas and autoscaling bounds exclude each other (Serve refuses both too)."""
+    if settings.max_replicas is not None and "num_replicas" in settings.model_fields_set:
+        raise InvalidInputError(
+            f"num_replicas ({settings.num_replicas}) fixes the number of replicas and max_replicas "
+            f"({settings.max_replicas}) turns on autoscaling; give one of them (min_replicas sets the "
+            "fewest replicas when autoscaling)"
+        )
+
+
 def deployment_options(settings: ServerSettings) -> dict:
     """Keyword arguments for ``serve.deployment`` (pure: also used to check the deploy/ files)."""
+    check_scaling(settings)
     env = thread_env(settings.replica_cpus)
     ongoing = max_ongoing(settings)
     options: dict[str, Any] = {
@@ -133,7 +147,7 @@ class CrossrankReplica:
 
 def replica_app(values: dict[str, Any], expect_key: bool):
     """Build the FastAPI app on a replica (called there by the builder function)."""
-    from .app import create_app
+    from .app import create_app, load_reranker
 
     if expect_key and not os.environ.get(KEY_ENV):
         raise RuntimeError(
@@ -141,7 +155,10 @@ def replica_app(values: dict[str, Any], expect_key: bool):
             "(e.g. from a Kubernetes Secret), or start the local Ray with crossrank serve --ray"
         )
     limit_threads()
-    return create_app(ServerSettings(**values))
+    settings = ServerSettings(**values)
+    # Loaded here, in the replica's constructor, not in the app's lifespan: Serve then reports why a model
+    # cannot load (its lifespan failure says only "ASGI lifespan startup failed").
+    return create_app(settings, load_reranker(settings))
 
 
 def limit_threads() -> None:
@@ -172,8 +189,46 @@ def build_app(args: dict[str, Any] | None = None):
     key=value`` or a config file's ``args``); environment variables and ``config_file`` apply as usual.
     The API key is read here only to know that auth is on: replicas read it from their environment."""
     disable_usage_stats()
+    if args and "api_key" in args:  # Serve keeps args in its config: `serve config` would print the key
+        raise InvalidInputError(
+            "api_key must not be in the application's args (Serve stores them and `serve config` shows "
+            f"them); set {KEY_ENV} in the environment of the cluster's nodes, e.g. from a Kubernetes Secret"
+        )
     settings = ServerSettings(**(args or {}))
     return build_deployment(settings).bind()
+
+
+def connect(address: str) -> None:
+    """``ray.init(address=address)`` for a cluster that must already run. An address nothing answers on
+    is refused in seconds (Ray itself retries for many minutes), and every failure names the option."""
+    import ray
+
+    hint = (
+        "check --ray-address (the head of a running cluster: host:port of `ray start --head`, "
+        "ray://host:10001, or auto for one on this machine), or leave it unset to start a local Ray"
+    )
+    endpoint = _endpoint(address)
+    if endpoint is not None:
+        try:
+            socket.create_connection(endpoint, timeout=CONNECT_TIMEOUT_S).close()
+        except OSError as exc:
+            raise InvalidInputError(
+                f"cannot reach the Ray cluster at {address} ({exc.strerror or exc}); {hint}"
+            ) from None
+    try:
+        ray.init(address=address)
+    except ConnectionError as exc:
+        reason = str(exc).split(". Please")[0].rstrip(".")  # Ray's advice names its own --address flag
+        raise InvalidInputError(f"cannot connect to the Ray cluster at {address}: {reason}; {hint}") from None
+
+
+def _endpoint(address: str) -> tuple[str, int] | None:
+    """(host, port) of ``host:port`` or ``ray://host:port``; None for auto and other forms Ray resolves."""
+    rest = address.removeprefix("ray://")
+    host, colon, port = rest.rpartition(":")
+    if not colon or not host or not port.isdigit() or "/" in rest:
+        return None
+    return host.strip("[]"), int(port)
 
 
 class _Stop(BaseException):
@@ -185,11 +240,12 @@ def serve_on_ray(settings: ServerSettings) -> int:
     serve until SIGTERM or Ctrl-C; then remove the app, and stop the local Ray with every process it
     started."""
     disable_usage_stats()
+    check_scaling(settings)  # before a local Ray is started for nothing
     optional_import("ray.serve", "ray")
     import ray
     from ray import serve
 
-    local = settings.ray_address is None
+    local = settings.ray_address in (None, "local")  # "local": what Ray calls a new local Ray
     if local:  # a wrong model name fails here, in seconds, not after Serve's constructor retries
         from ..models.resolve import resolve_model
 
@@ -200,12 +256,22 @@ def serve_on_ray(settings: ServerSettings) -> int:
     try:
         if local:
             ray.init(address="local", include_dashboard=False)
-            _check_local_cpus(settings, ray.cluster_resources().get("CPU", 0))
+            _check_local_resources(settings, ray.cluster_resources())
         else:
-            ray.init(address=settings.ray_address)
+            connect(settings.ray_address)
         _catch_stop_signals()  # ray.init installs a SIGTERM handler that aborts the driver: replace it
-        serve.start(http_options=http_options(settings))
-        serve.run(build_deployment(settings).bind(), name=APP_NAME, route_prefix="/", blocking=False)
+        try:
+            serve.start(http_options=http_options(settings))
+        except RuntimeError as exc:  # its proxy could not bind
+            raise BackendError(
+                f"Ray Serve could not listen on {settings.host}:{settings.port} ({_last_line(str(exc))}); "
+                "is another server on that port? choose another --port"
+            ) from None
+        try:
+            serve.run(build_deployment(settings).bind(), name=APP_NAME, route_prefix="/", blocking=False)
+        except RuntimeError as exc:  # the replicas failed to start: say why, not where Serve noticed
+            why = _replica_error(serve, exc)
+            raise BackendError(f"the crossrank replicas did not start: {why}") from None
         logger.warning("crossrank serving on http://%s:%s (Ray Serve)", settings.host, settings.port)
         threading.Event().wait()  # until a signal raises _Stop
     except _Stop:
@@ -219,6 +285,20 @@ def serve_on_ray(settings: ServerSettings) -> int:
     return 0
 
 
+def _replica_error(serve, exc: Exception) -> str:
+    """The last line of the replicas' own error (Serve's deployment status holds their traceback)."""
+    try:
+        message = serve.status().applications[APP_NAME].deployments[DEPLOYMENT_NAME].message
+    except Exception:  # no status: Serve's own message will do
+        message = ""
+    return _last_line(message) or _last_line(str(exc))
+
+
+def _last_line(text: str) -> str:
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return lines[-1] if lines else ""
+
+
 def _raise_stop(signum, frame) -> None:
     raise _Stop()
 
@@ -228,12 +308,19 @@ def _catch_stop_signals() -> dict:
     return {sig: signal.signal(sig, _raise_stop) for sig in (signal.SIGTERM, signal.SIGINT)}
 
 
-def _check_local_cpus(settings: ServerSettings, cpus: float) -> None:
+def _check_local_resources(settings: ServerSettings, resources: dict[str, float]) -> None:
+    """Replicas that do not fit this machine would wait for resources forever."""
     replicas = settings.max_replicas or settings.num_replicas
+    cpus, gpus = resources.get("CPU", 0), resources.get("GPU", 0)
     if replicas * settings.replica_cpus > cpus:
         raise InvalidInputError(
             f"{replicas} replicas x {settings.replica_cpus:g} CPUs do not fit this machine's {cpus:g} CPUs; "
             "lower num_replicas/max_replicas or replica_cpus (fractions such as 0.5 are allowed)"
+        )
+    if replicas * settings.replica_gpus > gpus:
+        raise InvalidInputError(
+            f"{replicas} replicas x {settings.replica_gpus:g} GPUs do not fit this machine's {gpus:g} GPUs; "
+            "lower num_replicas/max_replicas or replica_gpus (0: run on CPU)"
         )
 
 

@@ -53,7 +53,11 @@ MIN_KEY_LENGTH = 8
 class ServerSettings(BaseSettings):
     """Everything ``crossrank serve`` can be told. Every field is also ``CROSSRANK_<NAME>``."""
 
-    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="forbid", validate_default=True)
+    # hide_input_in_errors: a refused value (an api_key with a trailing newline, say) stays out of the error,
+    # which Serve's builder and replicas write to Ray's logs and status.
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, extra="forbid", validate_default=True, hide_input_in_errors=True
+    )
 
     # --- model
     model: str = Field("embedded", description="'embedded', a local model folder or a hub id")

@@ -27,6 +27,17 @@ def test_defaults_accept_a_top_100_rerank():
     assert s.max_documents >= 100 and s.max_body_bytes >= 100 * 4096
 
 
+def test_ray_only_flags_without_ray_are_refused(monkeypatch):
+    """`serve --num-replicas 2` ran one plain process, silently; in the environment they stay allowed."""
+    with pytest.raises(InvalidInputError, match="--num-replicas, --replica-cpus applies to .* serve --ray"):
+        parse("--num-replicas", "2", "--replica-cpus", "0.5")
+    assert parse("--ray", "--num-replicas", "2").num_replicas == 2
+    monkeypatch.setenv("CROSSRANK_NUM_REPLICAS", "3")
+    assert parse().num_replicas == 3
+    monkeypatch.setenv("CROSSRANK_RAY", "true")  # --ray from the environment counts too
+    assert parse("--max-replicas", "4").max_replicas == 4
+
+
 def test_precedence_flags_env_file(tmp_path, monkeypatch):
     config = tmp_path / "server.toml"
     config.write_text('port = 9001\nmax-queue = 7\nmax_documents = 50\nmodel = "from-file"\n')

@@ -18,6 +18,12 @@ v2 on /v2/rerank, plus /health, /ready, /info and /metrics. Every flag is also a
 over the file. Prefer CROSSRANK_API_KEY to --api-key: flags are visible to other users of the machine."""
 
 DEST_PREFIX = "setting_"  # keeps the generated flags apart from the top-level options (--log-level)
+# Settings only Ray Serve reads: given as flags without --ray they would be silently ignored. (In the
+# environment or a config file they are fine: one file may serve both modes.)
+RAY_ONLY = (
+    "ray_address", "num_replicas", "min_replicas", "max_replicas", "replica_cpus", "replica_gpus",
+    "max_ongoing_requests", "max_queued_requests",
+)
 NONE_WORDS = frozenset({"none", "null"})
 
 
@@ -80,7 +86,7 @@ def settings_from(args: argparse.Namespace):
         key[len(DEST_PREFIX) :]: value for key, value in vars(args).items() if key.startswith(DEST_PREFIX)
     }
     try:
-        return ServerSettings(**overrides)
+        settings = ServerSettings(**overrides)
     except ValidationError as exc:
         problems = "; ".join(
             f"{'.'.join(str(x) for x in e['loc']) or 'settings'}: {e['msg']}" for e in exc.errors()
@@ -88,6 +94,11 @@ def settings_from(args: argparse.Namespace):
         raise InvalidInputError(f"invalid server settings: {problems}") from None
     except ValueError as exc:  # an unreadable config file
         raise InvalidInputError(str(exc)) from None
+    ray_only = [name for name in RAY_ONLY if name in overrides]
+    if ray_only and not settings.ray:
+        flags = ", ".join("--" + name.replace("_", "-") for name in ray_only)
+        raise InvalidInputError(f"{flags} applies to crossrank serve --ray only; add --ray, or leave it out")
+    return settings
 
 
 def run(args: argparse.Namespace) -> int:

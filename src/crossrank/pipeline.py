@@ -144,8 +144,7 @@ def check_threshold(threshold: float | str | None, has_reranker: bool) -> float 
             f"threshold {threshold!r} applies to rerank scores, and there is no reranker; set one "
             "(--rerank MODEL) or drop the threshold"
         )
-    if not (isinstance(threshold, str) and threshold.strip().lower() == "dynamic"):
-        resolve_threshold(threshold, [])
+    resolve_threshold(threshold, [])  # refuses what select() would; "dynamic" needs no scores to check
     return threshold
 
 

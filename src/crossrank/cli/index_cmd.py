@@ -172,7 +172,8 @@ def run_delete(args: argparse.Namespace) -> int:
 
     retriever = open_retriever(args.index)
     chunks = getattr(retriever, "chunks", None)  # the embedded index: say which ids are not there
-    unknown = [i for i in args.ids if i not in {c.doc_id for c in chunks}] if chunks is not None else []
+    indexed = {c.doc_id for c in chunks} if chunks is not None else None
+    unknown = [i for i in args.ids if i not in indexed] if indexed is not None else []
     removed = retriever.delete(args.ids)
     if not removed:
         raise InvalidInputError(f"no document {', '.join(map(repr, args.ids))} in {args.index}; {ID_HINT}")

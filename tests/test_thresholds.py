@@ -61,3 +61,29 @@ def test_numpy_numbers_are_numbers():
             resolve_threshold(bad, [0.5])
     with pytest.raises(InvalidInputError, match="top_n"):
         select(ranked, top_n=np.bool_(True))
+
+
+def test_cut_offs_are_checked_alike_before_any_score_exists():
+    """The pipeline, the table job and the integrations check top_n and threshold with one rule: numpy
+    integers are integers, "Dynamic" is the σ rule in any case, a number comes back as a float."""
+    np = pytest.importorskip("numpy")
+    from crossrank.batch import check_options
+    from crossrank.integrations._core import check_cutoffs
+    from crossrank.pipeline import check_threshold as pipeline_threshold
+    from crossrank.thresholds import check_threshold, check_top_n
+
+    assert check_top_n(np.int64(3)) == 3 and type(check_top_n(np.int64(3))) is int
+    assert check_top_n(None) is None and check_top_n(0) == 0
+    assert check_threshold(" Dynamic ") == "dynamic" and check_threshold("0.5") == 0.5
+    assert check_threshold(None) is None
+    assert pipeline_threshold(np.float32(0.25), has_reranker=True) == 0.25
+    assert check_options(np.int64(2), "DYNAMIC", 10, 1, {}) == "dynamic"
+    check_cutoffs(np.int64(2), "Dynamic")
+    checks = (check_top_n, lambda t: check_options(t, None, 10, 1, {}), lambda t: check_cutoffs(t, None))
+    for bad_top_n in (-1, 1.0, "3", True):
+        for check in checks:
+            with pytest.raises(InvalidInputError, match="top_n must be a non-negative integer"):
+                check(bad_top_n)
+    for bad in (1.5, "high", True):
+        with pytest.raises(InvalidInputError, match="dynamic"):
+            check_threshold(bad)

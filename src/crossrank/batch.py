@@ -191,16 +191,13 @@ def manifest(files: list[Path], job: TableJob, rows_per_file: int, group_by, doc
 def check_options(top_n, threshold, rows_per_file, concurrency, model_kwargs: dict) -> float | str | None:
     """Refuse bad options before anything is read or written. Returns ``threshold`` normalised (``"dynamic"``
     in any capitalisation, a number as a float), so that equal options are recorded alike."""
-    from .thresholds import resolve_threshold, select
+    from .thresholds import check_threshold, check_top_n
 
     for name, value in (("rows_per_file", rows_per_file), ("concurrency", concurrency)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise InvalidInputError(f"{name} must be a positive integer, got {value!r}")
-    select([], top_n=top_n)
-    if isinstance(threshold, str) and threshold.strip().lower() == "dynamic":
-        threshold = "dynamic"
-    elif threshold is not None:
-        threshold = resolve_threshold(threshold, [])
+    check_top_n(top_n)
+    threshold = check_threshold(threshold)
     check_model_options(model_kwargs)
     return threshold
 

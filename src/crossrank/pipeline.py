@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from . import thresholds
 from .retrieval.base import Candidate, Chunk, Retriever, check_k
 from .retrieval.sources import indexed_text
 
@@ -95,7 +96,7 @@ class Pipeline:
 
             reranker = Reranker(str(reranker))
         self.retriever, self.reranker = retriever, reranker
-        self.k, self.top_n, self.method = check_k(k), check_top_n(top_n), method
+        self.k, self.top_n, self.method = check_k(k), thresholds.check_top_n(top_n), method
         self.threshold = check_threshold(threshold, reranker is not None)
         self.last_timings = SearchTimings()
 
@@ -106,7 +107,7 @@ class Pipeline:
 
         check_text(query, "query")
         k = self.k if k is None else check_k(k)
-        top_n = self.top_n if top_n is None else check_top_n(top_n)
+        top_n = self.top_n if top_n is None else thresholds.check_top_n(top_n)
         start = time.perf_counter()
         candidates = self.retriever.search(query, k, self.method)
         self.last_timings.first_stage_ms = (time.perf_counter() - start) * 1000
@@ -123,29 +124,17 @@ class Pipeline:
         return [_hit(candidates[r.index], rank, r.score, r.logit) for rank, r in enumerate(results, start=1)]
 
 
-def check_top_n(top_n: int | None) -> int | None:
-    from .errors import InvalidInputError
-
-    if top_n is not None and (isinstance(top_n, bool) or not isinstance(top_n, int) or top_n < 0):
-        raise InvalidInputError(f"top_n must be a non-negative integer (0 or None: all), got {top_n!r}")
-    return top_n
-
-
 def check_threshold(threshold: float | str | None, has_reranker: bool) -> float | str | None:
     """A threshold is a cut on rerank scores: checked here, and refused without a reranker (first-stage
     scores are not probabilities, so it would be silently ignored)."""
     from .errors import InvalidInputError
-    from .thresholds import resolve_threshold
 
-    if threshold is None:
-        return None
-    if not has_reranker:
+    if threshold is not None and not has_reranker:
         raise InvalidInputError(
             f"threshold {threshold!r} applies to rerank scores, and there is no reranker; set one "
             "(--rerank MODEL) or drop the threshold"
         )
-    resolve_threshold(threshold, [])  # refuses what select() would; "dynamic" needs no scores to check
-    return threshold
+    return thresholds.check_threshold(threshold)
 
 
 def _hit(candidate: Candidate, rank: int, score: float | None = None, logit: float | None = None) -> Hit:

@@ -238,6 +238,8 @@ class Reranker:
         check_text(query, "query")
         if isinstance(documents, str | bytes) or not isinstance(documents, Sequence):
             raise InvalidInputError("documents must be a list of strings")
+        if not documents:
+            raise InvalidInputError("no documents to rerank: pass a list of at least one document")
         scored = self.engine.score_pairs([(query, d) for d in documents], options, progress)
         return rank(
             scored, documents, top_n=top_n, threshold=threshold, min_score=min_score,

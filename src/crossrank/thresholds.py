@@ -98,6 +98,14 @@ def resolve_threshold(threshold: float | str | None, scores: Sequence[float]) ->
     return float(threshold)
 
 
+def check_threshold(threshold: float | str | None) -> float | str | None:
+    """A ``threshold`` checked before any score exists: ``None``, ``"dynamic"`` (any capitalisation) or a
+    number in [0, 1] (returned as a float), so that equal options are recorded alike."""
+    if isinstance(threshold, str) and threshold.strip().lower() == "dynamic":
+        return "dynamic"
+    return resolve_threshold(threshold, [])
+
+
 def check_min_score(min_score) -> float | None:
     """``min_score`` as a float: ``None`` or a fixed number in [0, 1] (``"dynamic"`` is a threshold)."""
     if min_score is None:
@@ -109,6 +117,14 @@ def check_min_score(min_score) -> float | None:
             + ("; for the σ rule pass threshold='dynamic'" if isinstance(min_score, str) else "")
         )
     return float(min_score)
+
+
+def check_top_n(top_n) -> int | None:
+    """``top_n`` as an int: ``None`` or a non-negative integer (numpy's too); 0 and ``None`` keep all."""
+    integer = isinstance(top_n, numbers.Integral) and not isinstance(top_n, bool)
+    if top_n is not None and (not integer or top_n < 0):
+        raise InvalidInputError(f"top_n must be a non-negative integer (0 or None: all), got {top_n!r}")
+    return None if top_n is None else int(top_n)
 
 
 def select(
@@ -123,14 +139,12 @@ def select(
     Keeps scores ``>=`` the threshold (fixed or dynamic) and ``>= min_score``, then the first ``top_n``.
     Returns the kept pairs and the threshold that was applied (``None`` when there was none).
     """
-    integer = isinstance(top_n, numbers.Integral) and not isinstance(top_n, bool)  # numpy's too
-    if top_n is not None and (not integer or top_n < 0):
-        raise InvalidInputError(f"top_n must be a non-negative integer or None, got {top_n!r}")
+    top_n = check_top_n(top_n)
     cut = resolve_threshold(threshold, [s for _, s in ranked])
     floor = check_min_score(min_score)
     bars = [b for b in (cut, floor) if b is not None]
     bar = max(bars) if bars else None
     kept = [item for item in ranked if bar is None or item[1] >= bar]
-    if top_n is not None and top_n > 0:
-        kept = kept[: int(top_n)]
+    if top_n:
+        kept = kept[:top_n]
     return kept, cut

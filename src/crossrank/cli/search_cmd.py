@@ -33,9 +33,10 @@ def add_pipeline_args(parser: argparse.ArgumentParser) -> None:
 def build_pipeline(args: argparse.Namespace):
     """The pipeline of the command's options; the index and the options are checked before the
     reranker is loaded (which can take minutes the first time)."""
-    from ..pipeline import Pipeline, check_threshold, check_top_n
+    from ..pipeline import Pipeline, check_threshold
     from ..retrieval import open_retriever
     from ..retrieval.base import check_k
+    from ..thresholds import check_top_n
 
     retriever = open_retriever(args.index)
     rerank = bool(args.rerank) and args.rerank.lower() != "none"

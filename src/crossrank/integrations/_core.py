@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import BackendError, InvalidInputError, optional_import
-from ..thresholds import resolve_threshold, select
+from ..thresholds import check_threshold, check_top_n
 from ..types import WindowSpan
 
 DEFAULT_TIMEOUT = 120.0
@@ -44,9 +44,8 @@ class Ranked:
 
 def check_cutoffs(top_n: int | None, threshold: float | str | None) -> None:
     """Refuse bad ``top_n`` / ``threshold`` when a component is built, not at its first query."""
-    select([], top_n=top_n)
-    if threshold is not None and not (isinstance(threshold, str) and threshold.strip().lower() == "dynamic"):
-        resolve_threshold(threshold, [])
+    check_top_n(top_n)
+    check_threshold(threshold)
 
 
 def component_scorer(component: Any) -> Scorer:

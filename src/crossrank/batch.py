@@ -125,10 +125,11 @@ def rerank_table(
     if use_ray:  # before anything is written; without Ray, say which extra brings it
         optional_import("ray.data", "ray")
     ray_address = None if ray_address == "local" else ray_address  # Ray's name for a new local Ray
-    out = Path(output)
-    files = input_files([inputs] if isinstance(inputs, str | Path) else list(inputs))
+    # Absolute paths: Ray's workers do not share this process's working folder.
+    out = Path(output).resolve()
+    files = [f.resolve() for f in input_files([inputs] if isinstance(inputs, str | Path) else list(inputs))]
     candidates = candidates_column if group_by is None else "candidates"
-    job = TableJob(model, dict(model_kwargs), query_column, candidates, top_n, threshold)
+    job = TableJob(absolute_model(model), dict(model_kwargs), query_column, candidates, top_n, threshold)
     wanted = manifest(files, job, rows_per_file, group_by, document_column)
     # The manifest is written only once every check has passed (options, columns, grouping and loading the
     # model in this process, or finding it for a local Ray), and a Ray job that fails before writing a part
@@ -173,6 +174,16 @@ def rerank_table(
         errors=sum(r["errors"] for r in results),
         seconds=time.perf_counter() - start,
     )
+
+
+def absolute_model(model):
+    """``model`` with a local folder made absolute; names and hub ids unchanged."""
+    from .models.build import BUILDABLE_MODELS
+
+    if not isinstance(model, str | Path) or str(model) in BUILDABLE_MODELS:
+        return model
+    folder = Path(model).expanduser()
+    return str(folder.resolve()) if folder.is_dir() else model
 
 
 def manifest(files: list[Path], job: TableJob, rows_per_file: int, group_by, document_column) -> dict:

@@ -42,6 +42,25 @@ def test_ray_data_job_matches_the_library_row_for_row(ray_cluster, tmp_path, sha
     assert (again.written, again.skipped) == (0, 3)
 
 
+def test_relative_paths_reach_the_actors_whatever_their_working_folder(
+    ray_cluster, tmp_path, monkeypatch, tiny_xlmr_dir
+):
+    """The session's Ray started in another folder, as a cluster does: input, output and a local model
+    folder given relative to this process's working folder still name the same files in the actors."""
+    import shutil
+
+    work = tmp_path / "work"
+    shutil.copytree(tiny_xlmr_dir, work / "model")
+    write_parquet([GOOD], work / "in.parquet")
+    monkeypatch.chdir(work)
+    summary = rerank_table("in.parquet", "out", model="model", backend="torch", max_length=96, progress=False)
+    assert (summary.written, summary.errors) == (1, 0)
+    assert summary.output == work / "out"
+    from crossrank import Reranker
+
+    assert_same_as_library(Reranker("model", backend="torch", max_length=96), read_output(work / "out")[0])
+
+
 def test_a_job_whose_actors_cannot_load_the_model_leaves_no_manifest(ray_cluster, tmp_path, tiny_xlmr_dir):
     """int8 is refused when the model is loaded, in the actors: the corrected rerun must not be refused."""
     source = write_parquet([GOOD], tmp_path / "in.parquet")

@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import BackendError, InvalidInputError, optional_import
+from .models.resolve import absolute_model
 from .tables import (
     BAD_LINE,
     PART,
@@ -174,16 +175,6 @@ def rerank_table(
         errors=sum(r["errors"] for r in results),
         seconds=time.perf_counter() - start,
     )
-
-
-def absolute_model(model):
-    """``model`` with a local folder made absolute; names and hub ids unchanged."""
-    from .models.build import BUILDABLE_MODELS
-
-    if not isinstance(model, str | Path) or str(model) in BUILDABLE_MODELS:
-        return model
-    folder = Path(model).expanduser()
-    return str(folder.resolve()) if folder.is_dir() else model
 
 
 def manifest(files: list[Path], job: TableJob, rows_per_file: int, group_by, document_column) -> dict:

@@ -119,6 +119,16 @@ def test_replicas_get_settings_without_the_key_and_a_plain_builder_function():
     assert "a-real-secret" not in repr(captured)
 
 
+def test_replicas_get_a_local_model_folder_as_an_absolute_path(tmp_path, monkeypatch):
+    """Replicas run in Ray's working folder, not the driver's: ``--model ./my-model`` must still name it.
+    Built-in names and hub ids pass unchanged."""
+    (tmp_path / "my-model").mkdir()
+    monkeypatch.chdir(tmp_path)
+    assert serve_ray.replica_values(ServerSettings(model="my-model"))["model"] == str(tmp_path / "my-model")
+    for name in ("embedded", "BAAI/bge-reranker-v2-m3"):
+        assert serve_ray.replica_values(ServerSettings(model=name))["model"] == name
+
+
 @pytest.mark.parametrize("command", ["serve --ray", "rerank-table {source} --output {out}"])
 def test_a_ray_address_nothing_answers_on_is_a_clear_error_in_seconds(command, tmp_path):
     """Ray itself retries such an address for about a quarter of an hour, printing warnings."""

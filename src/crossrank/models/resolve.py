@@ -84,6 +84,17 @@ def _from_hub(ref: str) -> Path:
             ) from None
 
 
+def absolute_model(ref):
+    """``ref`` with a local model folder made absolute, for processes that do not share this one's working
+    folder (Ray's actors and replicas); built-in names and hub ids unchanged."""
+    from .build import BUILDABLE_MODELS
+
+    if not isinstance(ref, str | Path) or str(ref) in BUILDABLE_MODELS:
+        return ref
+    folder = Path(ref).expanduser()
+    return str(folder.resolve()) if folder.is_dir() else ref
+
+
 def resolve_model(ref: str | Path) -> ResolvedModel:
     """Resolve ``ref`` to a local folder and check that it is a one-label cross-encoder."""
     from .build import BUILDABLE_MODELS, ensure_model

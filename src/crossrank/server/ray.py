@@ -57,8 +57,12 @@ def disable_usage_stats() -> None:
 
 
 def replica_values(settings: ServerSettings) -> dict[str, Any]:
-    """The settings a replica is built from: JSON-able values, never the API key."""
-    return settings.model_dump(mode="json", exclude=set(DRIVER_ONLY))
+    """The settings a replica is built from: JSON-able values, never the API key; a local model folder
+    as an absolute path (replicas run in Ray's own working folder)."""
+    from ..models.resolve import absolute_model
+
+    values = settings.model_dump(mode="json", exclude=set(DRIVER_ONLY))
+    return values | {"model": absolute_model(values["model"])}
 
 
 def threads_for(cpus: float) -> int:

@@ -95,7 +95,7 @@ def read_lines(path: str | Path) -> Iterator[tuple[int, str]]:
         yield from _stream_lines(sys.stdin.buffer, "<stdin>")
         return
     file = existing_file(path)
-    if file.suffix == ".gz":
+    if file.suffix.lower() == ".gz":
         import gzip
 
         with gzip.open(file, "rb") as handle:

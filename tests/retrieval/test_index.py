@@ -109,6 +109,22 @@ def test_text_and_markdown_folders(tmp_path):
     assert [(d["id"], d["title"]) for d in docs] == [("a.md", "Tea notes"), ("b.txt", "b")]
 
 
+def test_gzipped_json_lines_are_documents_alone_or_in_a_folder(tmp_path):
+    """A .jsonl.gz (the usual form of exported corpora) was skipped in a folder and refused alone."""
+    import gzip
+
+    lines = '{"id": "a", "text": "Green tea is steamed."}\n{"id": "b", "text": "Black tea is oxidised."}\n'
+    (tmp_path / "corpus").mkdir()
+    with gzip.open(tmp_path / "corpus" / "tea.JSONL.GZ", "wt", encoding="utf-8") as handle:
+        handle.write(lines)
+    (tmp_path / "corpus" / "c.md").write_text("# Oolong\nPartly oxidised.", encoding="utf-8")
+    alone = list(read_documents(tmp_path / "corpus" / "tea.JSONL.GZ"))
+    assert [(d["id"], d["text"], d["source"].endswith("tea.JSONL.GZ:2")) for d in alone][1] == (
+        "b", "Black tea is oxidised.", True
+    )
+    assert [d["id"] for d in read_documents(tmp_path / "corpus")] == ["c.md", "a", "b"]
+
+
 def test_crash_inside_the_write_leaves_the_old_index(tmp_path, monkeypatch, docs):
     index = build(tmp_path / "ix", docs)
     before = [h.chunk.id for h in index.search("tea", k=5)]

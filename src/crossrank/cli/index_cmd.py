@@ -10,9 +10,9 @@ from pathlib import Path
 
 from ..errors import InvalidInputError
 
-HELP = """Build and update a search index in DIR. Input: a .jsonl file (one {"id", "text", "title"?, ...}
-object per line; other keys are kept as metadata), a text/Markdown file, or a folder of them (hidden
-files and folders, such as .git or .ipynb_checkpoints, and index folders are skipped). Documents
+HELP = """Build and update a search index in DIR. Input: a .jsonl or .jsonl.gz file (one {"id", "text",
+"title"?, ...} object per line; other keys are kept as metadata), a text/Markdown file, or a folder of
+them (hidden files and folders, such as .git or .ipynb_checkpoints, and index folders are skipped). Documents
 are split into overlapping token chunks; BM25 (jieba for Chinese, stemming for English) and dense
 multilingual-e5-small vectors are stored. Updates are atomic: a crash leaves the previous index readable
 (on --backend qdrant, a replaced document's new chunks are written before its old ones are removed).
@@ -20,6 +20,7 @@ A document's id is its JSONL "id" or, for a text file, its path relative to the 
 name when --input is the file): `index add` replaces the documents whose ids it indexes again (and removes
 those that are now empty), so give it the same folder to update a file from a nested folder."""
 
+INPUT_HELP = "a .jsonl (or .jsonl.gz) file, a text/Markdown file, or a folder"
 ID_HINT = (
     'a document\'s id is its JSONL "id", or for a text file its path relative to the --input folder it '
     "was indexed from; `crossrank search --index DIR QUERY --json` shows each hit's doc_id"
@@ -31,7 +32,7 @@ def register(sub) -> None:
     actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
     build = actions.add_parser("build", help="create an index from documents")
     build.add_argument(
-        "--input", "-i", required=True, help="a .jsonl file, a text/Markdown file, or a folder"
+        "--input", "-i", required=True, help=INPUT_HELP
     )
     build.add_argument("--index", required=True, help="index folder to create (new or empty)")
     build.add_argument("--chunk-tokens", type=int, default=200, help="tokens per chunk")
@@ -47,7 +48,7 @@ def register(sub) -> None:
     )
     build.set_defaults(func=run_build)
     add = actions.add_parser("add", help="add or replace documents in an index")
-    add.add_argument("--input", "-i", required=True, help="a .jsonl file, a text/Markdown file, or a folder")
+    add.add_argument("--input", "-i", required=True, help=INPUT_HELP)
     add.add_argument("--index", required=True, help="index folder")
     add.set_defaults(func=run_add)
     delete = actions.add_parser("delete", help="remove documents by id")

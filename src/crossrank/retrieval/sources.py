@@ -17,7 +17,7 @@ from .text import detect_language
 logger = logging.getLogger(__name__)
 
 TEXT_SUFFIXES = (".txt", ".md", ".markdown", ".text")
-JSONL_SUFFIXES = (".jsonl", ".ndjson")
+JSONL_SUFFIXES = (".jsonl", ".ndjson", ".jsonl.gz", ".ndjson.gz")
 _RESERVED = {"id", "_id", "text", "title"}
 
 
@@ -91,6 +91,10 @@ def _is_index(folder: Path) -> bool:
         return False
 
 
+def _is_jsonl(path: Path) -> bool:
+    return path.name.lower().endswith(JSONL_SUFFIXES)  # read_lines gunzips a .gz
+
+
 def read_documents(path: str | Path) -> Iterator[dict[str, Any]]:
     """Documents from a file or a folder (searched recursively): ``.jsonl`` lines, or one per text file.
     In a folder, hidden files and folders (names starting with ``.``) and crossrank index folders are
@@ -112,13 +116,13 @@ def read_documents(path: str | Path) -> Iterator[dict[str, Any]]:
     if indexes:  # an index kept inside the document folder: its chunks.jsonl files are not documents
         logger.info("skipping the crossrank indexes in %s: %s", root, ", ".join(map(str, indexes)))
         files = [p for p in files if not any(p.is_relative_to(ix) for ix in indexes)]
-    usable = [p for p in files if p.suffix.lower() in TEXT_SUFFIXES + JSONL_SUFFIXES]
+    usable = [p for p in files if _is_jsonl(p) or p.suffix.lower() in TEXT_SUFFIXES]
     if not usable:
         raise InvalidInputError(
             f"no input files in {root}: expected {', '.join(JSONL_SUFFIXES + TEXT_SUFFIXES)} files"
         )
     for file in usable:
-        if file.suffix.lower() in JSONL_SUFFIXES:
+        if _is_jsonl(file):
             yield from _jsonl_documents(file)
         else:
             yield _text_document(file, root if root.is_dir() else file)

@@ -257,7 +257,7 @@ class EmbeddedIndex:
         """Add chunks; documents whose id is already indexed are replaced. Returns chunks added."""
         check_chunks(chunks)
         with writer_lock(self.folder):
-            self._reload_if_stale()
+            self.refresh()  # another process may have committed since: start from its state
             new_docs = {c.doc_id for c in chunks}
             keep = [i for i, c in enumerate(self.chunks) if c.doc_id not in new_docs]
             merged = [self.chunks[i] for i in keep] + list(chunks)
@@ -276,7 +276,7 @@ class EmbeddedIndex:
     def delete(self, doc_ids: list[str]) -> int:
         """Remove every chunk of the given documents. Returns chunks removed."""
         with writer_lock(self.folder):
-            self._reload_if_stale()
+            self.refresh()  # another process may have committed since: start from its state
             gone = set(doc_ids)
             keep = [i for i, c in enumerate(self.chunks) if c.doc_id not in gone]
             removed = len(self.chunks) - len(keep)
@@ -288,12 +288,6 @@ class EmbeddedIndex:
         embedder = self.embedder
         texts = [indexed_text(c) for c in chunks]
         return embed_in_batches(embedder.embed_passages, texts, embedder.dim, progress)
-
-    def _reload_if_stale(self) -> None:
-        """Another process may have committed since this object was opened: start from its state."""
-        current = read_manifest(self.folder) if (self.folder / MANIFEST).exists() else None
-        if current and int(current["generation"].split("-")[1]) != self.generation:
-            self._take(EmbeddedIndex.open(self.folder, self._embedder))
 
     def refresh(self) -> bool:
         """Catch up with updates committed since this object read the index (by `crossrank index add` /

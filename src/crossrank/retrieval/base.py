@@ -10,7 +10,9 @@ FIRST_STAGES = ("bm25", "dense", "hybrid")
 
 @dataclass(frozen=True, slots=True)
 class Chunk:
-    """A retrievable piece of a source document: ``text`` is ``document[start:end]`` of ``doc_id``."""
+    """A retrievable piece of a source document: ``text`` is ``document[start:end]`` of ``doc_id``, in
+    characters of the document's text as read (a JSON line's ``text``; a text file decoded, line ends as
+    ``\n`` and a byte-order mark dropped, so offsets in a CRLF file count each line end once)."""
 
     id: str
     doc_id: str

@@ -83,7 +83,16 @@ def test_rerank_table_and_threshold(tmp_path, tiny_xlmr_dir):
     none = crossrank(
         "rerank", "-q", "document", "-d", str(file), "--model", str(tiny_xlmr_dir), "--threshold", "1"
     )
-    assert "no document passed the threshold" in none.stdout
+    best = Reranker(str(tiny_xlmr_dir)).rerank("document", ["first document", "second document"])[0].score
+    assert f"no document reached the threshold 1.000; the best score was {best:.4f}" in none.stdout
+    dynamic = crossrank(
+        "rerank", "-q", "document", "-d", str(file), "--model", str(tiny_xlmr_dir), "--threshold", "Dynamic",
+        "--json",
+    )
+    expected = Reranker(str(tiny_xlmr_dir)).rerank(
+        "document", ["first document", "second document"], threshold="dynamic"
+    )
+    assert [r["index"] for r in json.loads(dynamic.stdout)] == [r.index for r in expected]
 
 
 @pytest.mark.parametrize(

@@ -10,6 +10,7 @@ from dataclasses import asdict
 
 from ..errors import InvalidInputError
 from ..scoring import check_text
+from ..thresholds import select
 from .common import Progress, add_model_args, load_reranker, open_text, parse_json_line
 
 HELP = """Rerank documents for a query. --docs is a text file with one document per line, or with --jsonl
@@ -57,11 +58,13 @@ def run(args: argparse.Namespace) -> int:
     reranker = load_reranker(args)
     progress = Progress("reranking")
     try:
-        results = reranker.rerank(
-            args.query, documents, top_n=args.top_n, threshold=args.threshold, progress=progress
-        )
+        ranked = reranker.rerank(args.query, documents, progress=progress)
     finally:
         progress.close()
+    # The cut-offs here rather than in rerank(): an empty table can then say which bar was missed.
+    kept, cut = select([(r.index, r.score) for r in ranked], top_n=args.top_n, threshold=args.threshold)
+    by_index = {r.index: r for r in ranked}
+    results = [by_index[i] for i, _ in kept]
     if args.json:
         payload = [
             {
@@ -83,5 +86,8 @@ def run(args: argparse.Namespace) -> int:
         window = f"{r.window.index + 1}/{r.window.count}"
         sys.stdout.write(f"{rank_no:>4}  {lines[r.index]:>5}  {r.score:7.4f}  {window:>7}  {text}\n")
     if not results:
-        sys.stdout.write("(no document passed the threshold)\n")
+        rule = " (the σ rule's bar)" if str(args.threshold).strip().lower() == "dynamic" else ""
+        sys.stdout.write(
+            f"(no document reached the threshold {cut:.3f}{rule}; the best score was {ranked[0].score:.4f})\n"
+        )
     return 0

@@ -462,19 +462,8 @@ def check_ir_folder(folder: Path, dtype: str | None = None) -> dict:
     from .. import __version__
 
     manifest = read_manifest(folder) or {}
-    fingerprint = manifest.get("fingerprint") or {}
     expected = {"format": IR_FORMAT, "crossrank": __version__, "openvino": openvino_version()}
-    problems = [
-        f"{k}={fingerprint.get(k)!r} (this crossrank needs {v!r})"
-        for k, v in expected.items()
-        if fingerprint.get(k) != v
-    ]
-    for name in artifacts.changed_model_files(folder, fingerprint.get("source") or {}):
-        problems.append(f"{name} differs from the one the IR was made from")
-    if not (folder / MODEL_FILE).is_file():
-        problems.append(f"{MODEL_FILE} is missing")
-    elif manifest:
-        problems += artifacts.size_problems(folder, manifest)
+    problems = artifacts.folder_problems(folder, manifest, expected, MODEL_FILE, "the IR")
     kind = manifest.get("dtype")
     again = f"crossrank export {manifest.get('source_path', 'MODEL')} --engine openvino"
     if problems:

@@ -166,6 +166,26 @@ def changed_model_files(folder: Path, source: dict) -> list[str]:
     ]
 
 
+def folder_problems(folder: Path, manifest: dict, expected: dict, model_file: str, what: str) -> list[str]:
+    """Why the artifact folder ``folder`` (its manifest read as ``manifest``, ``{}`` when unreadable) cannot
+    be used as it is (``[]``: it can): fingerprint entries that differ from ``expected`` (the values this
+    crossrank needs), copied model files changed since ``what`` (e.g. ``"the export"``) was made, a
+    missing ``model_file``, else the :func:`size_problems`."""
+    fingerprint = manifest.get("fingerprint") or {}
+    problems = [
+        f"{k}={fingerprint.get(k)!r} (this crossrank needs {v!r})"
+        for k, v in expected.items()
+        if fingerprint.get(k) != v
+    ]
+    for name in changed_model_files(folder, fingerprint.get("source") or {}):
+        problems.append(f"{name} differs from the one {what} was made from")
+    if not (folder / model_file).is_file():
+        problems.append(f"{model_file} is missing")
+    elif manifest:
+        problems += size_problems(folder, manifest)
+    return problems
+
+
 def copy_model_files(model_dir: Path, out: Path) -> None:
     for name in MODEL_FILES:
         if (model_dir / name).is_file():

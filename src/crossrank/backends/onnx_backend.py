@@ -73,17 +73,7 @@ def check_export_folder(folder: Path, dtype: str | None = None, opset: int | Non
         del expected["opset"]
         if not isinstance(fingerprint.get("opset"), int):
             expected["opset"] = "an opset number"
-    problems = [
-        f"{k}={fingerprint.get(k)!r} (this crossrank needs {v!r})"
-        for k, v in expected.items()
-        if fingerprint.get(k) != v
-    ]
-    for name in artifacts.changed_model_files(folder, fingerprint.get("source") or {}):
-        problems.append(f"{name} differs from the one the export was made from")
-    if not (folder / MODEL_FILE).is_file():
-        problems.append(f"{MODEL_FILE} is missing")
-    elif manifest:
-        problems += artifacts.size_problems(folder, manifest)
+    problems = artifacts.folder_problems(folder, manifest, expected, MODEL_FILE, "the export")
     if problems:
         raise BackendError(
             f"the ONNX export in {folder} is stale or damaged: {'; '.join(problems)}. "

@@ -28,6 +28,7 @@ from pathlib import Path
 from ..errors import BackendError, optional_import
 from ..fsutil import file_lock, restore_interrupted_swap, swap_in_folder
 from . import artifacts
+from ._torch_source import example_inputs, load_fp32, logits_only
 from .artifacts import WEIGHT_SUFFIXES, cache_key, copy_model_files, package_version, source_fingerprint
 
 __all__ = ["cache_key", "source_fingerprint"]  # re-exported: shared with the OpenVINO backend (.artifacts)
@@ -193,37 +194,15 @@ def _input_names(model_dir: Path) -> list[str]:
 
 def _torch_export(model_dir: Path, path: Path, inputs: list[str], opset: int) -> None:
     import torch
-    from transformers import AutoModelForSequenceClassification
 
-    try:
-        model = AutoModelForSequenceClassification.from_pretrained(
-            str(model_dir), dtype=torch.float32, attn_implementation="eager"
-        ).eval()
-    except Exception as exc:  # transformers (OSError, ValueError) and safetensors raise their own types
-        raise BackendError(f"could not load the model in {model_dir}: {exc}") from exc
-
-    class LogitsOnly(torch.nn.Module):
-        def __init__(self, inner):
-            super().__init__()
-            self.inner = inner
-
-        def forward(self, input_ids, attention_mask, token_type_ids=None):
-            kwargs = {"token_type_ids": token_type_ids} if token_type_ids is not None else {}
-            return self.inner(input_ids=input_ids, attention_mask=attention_mask, **kwargs).logits
-
-    ids = torch.full((2, 16), 5, dtype=torch.long)
-    ids[:, 0] = 0
-    dummy = {
-        "input_ids": ids,
-        "attention_mask": torch.ones_like(ids),
-        "token_type_ids": torch.zeros_like(ids),
-    }
+    # eager attention: the TorchScript exporter traces it cleanly (see the module docstring)
+    model = load_fp32(model_dir, attn_implementation="eager")
     axes = {name: {0: "batch", 1: "sequence"} for name in inputs} | {"logits": {0: "batch"}}
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")  # tracer notes about Python constants in transformers' mask code
         torch.onnx.export(
-            LogitsOnly(model),
-            tuple(dummy[n] for n in inputs),
+            logits_only(model),
+            tuple(example_inputs(inputs).values()),
             str(path),
             dynamo=False,
             opset_version=opset,

@@ -48,6 +48,7 @@ import numpy as np
 from ..errors import BackendError, InvalidInputError, optional_import
 from ..fsutil import file_lock, swap_in_folder
 from . import artifacts
+from ._torch_source import example_inputs, load_fp32, logits_only
 from .artifacts import cache_key, copy_model_files, package_version, sha256, source_fingerprint
 from .base import Batch
 
@@ -355,34 +356,15 @@ def _convert_into(
 def convert(model_dir: Path, inputs: Sequence[str]):
     """``openvino.convert_model`` of the torch model returning logits, batch and sequence axes dynamic."""
     import torch
-    from transformers import AutoModelForSequenceClassification
 
     ov = _ov()
-    try:
-        model = AutoModelForSequenceClassification.from_pretrained(str(model_dir), dtype=torch.float32).eval()
-    except Exception as exc:  # transformers (OSError, ValueError) and safetensors raise their own types
-        raise BackendError(f"could not load the model in {model_dir}: {exc}") from exc
-
-    class LogitsOnly(torch.nn.Module):
-        def __init__(self, model):
-            super().__init__()
-            self.model = model
-
-        def forward(self, input_ids, attention_mask, token_type_ids=None):
-            kwargs = {"token_type_ids": token_type_ids} if token_type_ids is not None else {}
-            return self.model(input_ids=input_ids, attention_mask=attention_mask, **kwargs).logits
-
-    ids = torch.full((2, 16), 5, dtype=torch.long)
-    ids[:, 0] = 0
-    mask = torch.ones_like(ids)
-    mask[1, 12:] = 0  # a padded row, so the traced mask arithmetic is the general one
-    example = {"input_ids": ids, "attention_mask": mask, "token_type_ids": torch.zeros_like(ids)}
+    model = load_fp32(model_dir)
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")  # tracer notes about Python constants in transformers' mask code
         try:
             converted = ov.convert_model(
-                LogitsOnly(model),
-                example_input={name: example[name] for name in inputs},
+                logits_only(model),
+                example_input=example_inputs(inputs),
                 input=[(name, ov.PartialShape([-1, -1]), ov.Type.i64) for name in inputs],
             )
         except Exception as exc:  # the converter raises its own exception types
@@ -480,19 +462,8 @@ def check_ir_folder(folder: Path, dtype: str | None = None) -> dict:
     from .. import __version__
 
     manifest = read_manifest(folder) or {}
-    fingerprint = manifest.get("fingerprint") or {}
     expected = {"format": IR_FORMAT, "crossrank": __version__, "openvino": openvino_version()}
-    problems = [
-        f"{k}={fingerprint.get(k)!r} (this crossrank needs {v!r})"
-        for k, v in expected.items()
-        if fingerprint.get(k) != v
-    ]
-    for name in artifacts.changed_model_files(folder, fingerprint.get("source") or {}):
-        problems.append(f"{name} differs from the one the IR was made from")
-    if not (folder / MODEL_FILE).is_file():
-        problems.append(f"{MODEL_FILE} is missing")
-    elif manifest:
-        problems += artifacts.size_problems(folder, manifest)
+    problems = artifacts.folder_problems(folder, manifest, expected, MODEL_FILE, "the IR")
     kind = manifest.get("dtype")
     again = f"crossrank export {manifest.get('source_path', 'MODEL')} --engine openvino"
     if problems:

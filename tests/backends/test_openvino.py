@@ -128,6 +128,28 @@ def test_cache_is_reused_and_stale_source_is_converted_again(tiny_bert_dir, tmp_
     assert np.abs(np.subtract(scores, torch_scores(source))).max() <= EXACT
 
 
+def test_an_ir_left_aside_by_a_killed_swap_is_put_back_not_converted_again(
+    xlmr_ir, tiny_xlmr_dir, monkeypatch
+):
+    """A conversion killed between swap_in_folder's two renames leaves the complete old IR in
+    .old-<name>.*/<name> and no folder in its place: it is restored (the ONNX export already did this;
+    the IR was converted again and the old copy stayed on disk), and other leftovers are removed."""
+    out = xlmr_ir.parent / "swapped"
+    shutil.copytree(xlmr_ir, out)
+    aside = out.parent / ".old-swapped.k1ll3d"
+    aside.mkdir()
+    out.rename(aside / "swapped")
+    (out.parent / ".tmp-swapped.123").mkdir()
+
+    def no_convert(*args, **kwargs):
+        raise AssertionError("a complete IR left aside was converted again")
+
+    monkeypatch.setattr(ovb, "convert", no_convert)
+    assert ensure_ir(tiny_xlmr_dir, "fp32", out=out, progress=False) == out
+    assert (out / "model.xml").is_file()
+    assert not aside.exists() and not (out.parent / ".tmp-swapped.123").exists()
+
+
 def test_fingerprint_covers_engine_dtype_and_recipe(tiny_bert_dir):
     fp32 = ovb.ir_fingerprint(tiny_bert_dir, "fp32")
     int8 = ovb.ir_fingerprint(tiny_bert_dir, "int8")
@@ -166,7 +188,7 @@ def test_bad_options_are_refused(tiny_xlmr_dir, xlmr_ir, tmp_path):
         OpenVINOBackend(xlmr_ir, dtype="fp16")
     (tmp_path / "mine").mkdir()
     (tmp_path / "mine" / "notes.txt").write_text("keep me")
-    with pytest.raises(BackendError, match="not a crossrank OpenVINO conversion"):
+    with pytest.raises(BackendError, match="not a crossrank OpenVINO IR"):
         ensure_ir(tiny_xlmr_dir, "fp32", out=tmp_path / "mine")
     assert (tmp_path / "mine" / "notes.txt").is_file()
 

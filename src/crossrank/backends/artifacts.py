@@ -10,14 +10,18 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 from ..errors import BackendError
-from ..fsutil import write_text_atomic
+from ..fsutil import file_lock, restore_interrupted_swap, write_text_atomic
 
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt")
 # Copied into every artifact folder: with them it is a loadable model folder (tokenizer, config, card).
+logger = logging.getLogger(__name__)
+
 MODEL_FILES = (
     "config.json",
     "crossrank.json",
@@ -184,6 +188,53 @@ def folder_problems(folder: Path, manifest: dict, expected: dict, model_file: st
     elif manifest:
         problems += size_problems(folder, manifest)
     return problems
+
+
+def is_current(folder: Path, fingerprint: dict, manifest_name: str, model_file: str) -> bool:
+    """True when ``folder`` is a finished artifact built from exactly ``fingerprint``, its files all there
+    with the sizes written (a truncated file makes it stale; see :func:`size_problems`)."""
+    manifest = read_manifest(folder, manifest_name)
+    return (
+        bool(manifest)
+        and manifest.get("fingerprint") == fingerprint
+        and (folder / model_file).is_file()
+        and not size_problems(folder, manifest)
+    )
+
+
+def ensure_folder(
+    final: Path,
+    fingerprint: dict,
+    *,
+    manifest_name: str,
+    model_file: str,
+    what: str,
+    build: Callable[[], None],
+) -> None:
+    """Make ``final`` a current artifact of ``fingerprint``, calling ``build()`` (which writes ``final``
+    through :func:`~crossrank.fsutil.swap_in_folder`) only when it is not one already. One process builds
+    at a time (a lock beside the folder); what a killed build left behind is cleaned first, and a folder
+    left aside by a swap killed between its two renames is put back rather than rebuilt. ``what`` names
+    the artifact in messages (``"ONNX export"``)."""
+    if is_current(final, fingerprint, manifest_name, model_file):
+        logger.info("reusing %s %s", what, final)
+        return
+    if final.exists() and read_manifest(final, manifest_name) is None and any(final.iterdir()):
+        raise BackendError(
+            f"{final} exists and is not a crossrank {what}; choose an empty or new --out folder"
+        )
+    final.parent.mkdir(parents=True, exist_ok=True)
+    with file_lock(final.parent / f".{final.name}.lock"):
+        if restore_interrupted_swap(final):
+            logger.warning("restored %s, left aside by an interrupted build", final)
+        for pattern in (f".tmp-{final.name}.*", f".old-{final.name}.*"):  # from an interrupted build
+            for leftover in final.parent.glob(pattern):
+                shutil.rmtree(leftover, ignore_errors=True)
+        if is_current(final, fingerprint, manifest_name, model_file):
+            return
+        if final.exists() and read_manifest(final, manifest_name) is not None:
+            logger.warning("%s in %s is stale or damaged; building it again", what, final)
+        build()
 
 
 def copy_model_files(model_dir: Path, out: Path) -> None:

@@ -26,7 +26,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ..errors import BackendError, optional_import
-from ..fsutil import file_lock, restore_interrupted_swap, swap_in_folder
+from ..fsutil import swap_in_folder
 from . import artifacts
 from ._torch_source import example_inputs, load_fp32, logits_only
 from .artifacts import WEIGHT_SUFFIXES, cache_key, copy_model_files, package_version, source_fingerprint
@@ -78,15 +78,9 @@ def write_manifest(folder: Path, manifest: dict) -> None:
 
 
 def is_current(folder: Path, fingerprint: dict) -> bool:
-    """True when ``folder`` is a finished export built from exactly ``fingerprint``, its files all there
-    with the sizes written (a truncated file makes it stale; see :func:`.artifacts.size_problems`)."""
-    manifest = read_manifest(folder)
-    return (
-        bool(manifest)
-        and manifest.get("fingerprint") == fingerprint
-        and (folder / MODEL_FILE).is_file()
-        and not artifacts.size_problems(folder, manifest)
-    )
+    """True when ``folder`` is a finished export of exactly ``fingerprint``
+    (:func:`.artifacts.is_current`)."""
+    return artifacts.is_current(folder, fingerprint, MANIFEST, MODEL_FILE)
 
 
 def cached_export(model_dir: Path, dtype: str, opset: int = DEFAULT_OPSET) -> Path | None:
@@ -104,25 +98,10 @@ def ensure_export(
     fingerprint = export_fingerprint(model_dir, dtype, opset)
     final = Path(out).resolve() if out else onnx_home() / cache_key(fingerprint)
     artifacts.check_out_folder(final, in_cache=not out)
-    if is_current(final, fingerprint):
-        logger.info("reusing ONNX export %s", final)
-        return final
-    if final.exists() and read_manifest(final) is None and any(final.iterdir()):
-        raise BackendError(
-            f"{final} exists and is not a crossrank ONNX export; choose an empty or new --out folder"
-        )
-    final.parent.mkdir(parents=True, exist_ok=True)
-    with file_lock(final.parent / f".{final.name}.lock"):
-        if restore_interrupted_swap(final):
-            logger.warning("restored %s, left aside by an interrupted export", final)
-        if is_current(final, fingerprint):
-            return final
-        for pattern in (f".tmp-{final.name}.*", f".old-{final.name}.*"):  # from an interrupted export
-            for leftover in final.parent.glob(pattern):
-                shutil.rmtree(leftover, ignore_errors=True)
-        if final.exists() and read_manifest(final) is not None:
-            logger.warning("ONNX export in %s is stale or damaged; re-exporting", final)
-        _export_into(model_dir, final, fingerprint, dtype, opset)
+    artifacts.ensure_folder(
+        final, fingerprint, manifest_name=MANIFEST, model_file=MODEL_FILE, what="ONNX export",
+        build=lambda: _export_into(model_dir, final, fingerprint, dtype, opset),
+    )
     if out is None:
         prune_stale(model_dir, keep=final)
     return final

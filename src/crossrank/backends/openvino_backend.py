@@ -46,7 +46,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import BackendError, InvalidInputError, optional_import
-from ..fsutil import file_lock, swap_in_folder
+from ..fsutil import swap_in_folder
 from . import artifacts
 from ._torch_source import example_inputs, load_fp32, logits_only
 from .artifacts import cache_key, copy_model_files, package_version, sha256, source_fingerprint
@@ -210,16 +210,9 @@ def ir_fingerprint(model_dir: Path, dtype: str, recipe: Int8Recipe = INT8_RECIPE
 
 
 def is_current(folder: Path, fingerprint: dict) -> bool:
-    """True when ``folder`` is a finished conversion built from exactly ``fingerprint``, its files all
-    there with the sizes written (a truncated ``model.bin`` makes it stale; see
-    :func:`.artifacts.size_problems`)."""
-    manifest = read_manifest(folder)
-    return (
-        bool(manifest)
-        and manifest.get("fingerprint") == fingerprint
-        and (folder / MODEL_FILE).is_file()
-        and not artifacts.size_problems(folder, manifest)
-    )
+    """True when ``folder`` is a finished conversion of exactly ``fingerprint``
+    (:func:`.artifacts.is_current`)."""
+    return artifacts.is_current(folder, fingerprint, MANIFEST, MODEL_FILE)
 
 
 def cached_ir(model_dir: str | Path, dtype: str, recipe: Int8Recipe = INT8_RECIPE) -> Path | None:
@@ -250,22 +243,10 @@ def ensure_ir(
     fingerprint = ir_fingerprint(model_dir, dtype, recipe)
     final = Path(out).resolve() if out else openvino_home() / cache_key(fingerprint)
     artifacts.check_out_folder(final, in_cache=not out)
-    if is_current(final, fingerprint):
-        logger.info("reusing OpenVINO IR %s", final)
-        return final
-    if final.exists() and read_manifest(final) is None and any(final.iterdir()):
-        raise BackendError(
-            f"{final} exists and is not a crossrank OpenVINO conversion; choose an empty or new --out folder"
-        )
-    final.parent.mkdir(parents=True, exist_ok=True)
-    with file_lock(final.parent / f".{final.name}.lock"):
-        if is_current(final, fingerprint):
-            return final
-        for leftover in final.parent.glob(f".tmp-{final.name}.*"):  # from an interrupted conversion
-            shutil.rmtree(leftover, ignore_errors=True)
-        if final.exists() and read_manifest(final) is not None:
-            logger.warning("OpenVINO IR in %s is stale or damaged; converting", final)
-        _convert_into(model_dir, final, fingerprint, dtype, recipe, progress)
+    artifacts.ensure_folder(
+        final, fingerprint, manifest_name=MANIFEST, model_file=MODEL_FILE, what="OpenVINO IR",
+        build=lambda: _convert_into(model_dir, final, fingerprint, dtype, recipe, progress),
+    )
     if out is None:
         prune_stale(model_dir, keep=final)
     return final

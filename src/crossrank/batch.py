@@ -263,11 +263,9 @@ class ShardScorer:
 
     def __init__(self, job: dict[str, Any], schema, output: str, threads: int | None = None):
         from .reranker import Reranker
+        from .server.ray import limit_threads
 
-        if threads:
-            import torch
-
-            torch.set_num_threads(threads)
+        limit_threads(threads)
         self.job = TableJob(**job)
         self.schema = schema
         self.output = Path(output)

@@ -97,6 +97,29 @@ def test_a_one_cpu_replica_tokenizes_on_one_thread():
     assert threads({**base, **serve_ray.thread_env(1.0)}) == 2
 
 
+TORCH_THREADS = """
+import sys
+from crossrank.server.ray import limit_threads
+if sys.argv[1] == "before":
+    import torch
+limit_threads(1)
+imported = "torch" in sys.modules
+import torch
+print(imported, torch.get_num_threads())
+"""
+
+
+@pytest.mark.parametrize("torch_first", [False, True], ids=["torch-not-imported", "torch-imported"])
+def test_limit_threads_keeps_torch_to_the_workers_cpus_without_importing_it(torch_first):
+    """Replicas and table actors on the OpenVINO/ONNX default never load torch: sizing its thread pool
+    must not import it (~1.5 s, ~230 MB each), yet a torch loaded before or after keeps to one thread."""
+    env = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")}
+    arg = "before" if torch_first else "after"
+    run = subprocess.run([sys.executable, "-c", TORCH_THREADS, arg], env=env, capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.split() == [str(torch_first), "1"]
+
+
 def test_ray_settings_are_checked():
     with pytest.raises(ValueError, match="max_ongoing_requests"):
         ServerSettings(max_queue=4, max_ongoing_requests=5)

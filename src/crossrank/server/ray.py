@@ -29,6 +29,7 @@ import math
 import os
 import signal
 import socket
+import sys
 import threading
 from typing import Any
 
@@ -165,14 +166,19 @@ def replica_app(values: dict[str, Any], expect_key: bool):
     return create_app(settings, load_reranker(settings))
 
 
-def limit_threads() -> None:
-    """Use as many torch threads as the CPUs Ray assigned (``OMP_NUM_THREADS`` is read at torch import,
-    which may have happened before)."""
-    threads = os.environ.get("OMP_NUM_THREADS")
-    if threads and threads.isdigit():
-        import torch
+def limit_threads(threads: int | None = None) -> None:
+    """Keep torch to ``threads`` (default ``OMP_NUM_THREADS``, which Ray sets from a worker's CPUs).
 
-        torch.set_num_threads(int(threads))
+    torch reads ``OMP_NUM_THREADS`` when it is imported, so it is set here and torch is told directly
+    only if something imported it already: importing torch just to size its thread pool cost each
+    replica and actor ~1.5 s and ~230 MB, and the OpenVINO and ONNX backends never load it."""
+    value = str(threads) if threads else os.environ.get("OMP_NUM_THREADS", "")
+    if not value.isdigit():
+        return
+    os.environ["OMP_NUM_THREADS"] = value
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        torch.set_num_threads(int(value))
 
 
 def build_deployment(settings: ServerSettings):

@@ -41,6 +41,24 @@ def test_resume_continues_the_same_run(toy_config, tmp_path):
     assert resumed.history == pytest.approx(full.history, abs=1e-6)
 
 
+def test_a_new_run_in_an_output_with_checkpoints_is_refused(toy_config, toy_data, capsys):
+    """A second run started without --resume in the same output saved step-2, then pruned it in favour of
+    the first run's newer step-4 and step-6; --resume then continued the first run. It is refused."""
+    from crossrank.cli.main import main
+    from crossrank.errors import InvalidInputError
+    from crossrank.training.checkpoint import list_checkpoints
+    from crossrank.training.trainer import Trainer
+
+    config = toy_config(steps=6, save_every=2)
+    Trainer(config).train()
+    before = {p.name: p.stat().st_mtime_ns for p in list_checkpoints(config.output)}
+    with pytest.raises(InvalidInputError, match="--resume"):
+        Trainer(toy_config(steps=2, save_every=2, seed=8)).train()
+    assert main(["train", "--data", str(toy_data), "--output", config.output]) == 2
+    assert "holds checkpoints of an earlier run (newest step-6.pt)" in capsys.readouterr().err
+    assert {p.name: p.stat().st_mtime_ns for p in list_checkpoints(config.output)} == before
+
+
 def test_pointwise_term_anchors_the_logits_level(toy_config, tmp_path):
     import torch
 

@@ -9,6 +9,8 @@ import os
 import re
 from pathlib import Path
 
+from ..errors import InvalidInputError
+
 logger = logging.getLogger(__name__)
 
 _NAME = re.compile(r"^step-(\d+)\.pt$")
@@ -57,6 +59,17 @@ def list_checkpoints(output: str | Path) -> list[Path]:
     folder = checkpoint_dir(output)
     found = [(int(m.group(1)), p) for p in folder.glob("step-*.pt") if (m := _NAME.match(p.name))]
     return [p for _, p in sorted(found)]
+
+
+def check_fresh_output(output: str | Path) -> None:
+    """Refuse to start a new run in ``output`` while it holds checkpoints: the new run's would be pruned
+    in favour of the old run's newer steps, and a later ``--resume`` would continue the old run."""
+    found = list_checkpoints(output)
+    if found:
+        raise InvalidInputError(
+            f"{checkpoint_dir(output)} holds checkpoints of an earlier run (newest {found[-1].name}); pass "
+            "--resume to continue it, or another --output (or delete that folder) to start a new run"
+        )
 
 
 def load_checkpoint(path: str | Path, model, optimizer, scheduler) -> tuple[int, list[float], dict]:

@@ -59,6 +59,22 @@ def test_a_new_run_in_an_output_with_checkpoints_is_refused(toy_config, toy_data
     assert {p.name: p.stat().st_mtime_ns for p in list_checkpoints(config.output)} == before
 
 
+def test_resuming_from_a_checkpoint_that_does_not_fit_is_a_clear_error(toy_config):
+    """--resume with other freeze settings raised torch's ValueError ('parameter group that doesn't match');
+    a damaged checkpoint file raised pickle's. Both name the checkpoint and what to do."""
+    from crossrank.errors import InvalidInputError
+    from crossrank.training.checkpoint import list_checkpoints
+    from crossrank.training.trainer import Trainer
+
+    config = toy_config(steps=2, save_every=1)
+    Trainer(config).train()
+    with pytest.raises(InvalidInputError, match="step-2.pt does not fit this run.*freeze_layers"):
+        Trainer(toy_config(steps=4, freeze_embeddings=False)).train(resume=True)
+    list_checkpoints(config.output)[-1].write_bytes(b"garbage\n")
+    with pytest.raises(InvalidInputError, match="step-2.pt is not a readable checkpoint"):
+        Trainer(toy_config(steps=4)).train(resume=True)
+
+
 def test_pointwise_term_anchors_the_logits_level(toy_config, tmp_path):
     import torch
 

@@ -193,3 +193,24 @@ def test_checkpoint_average_is_the_mean_and_loads(toy_config, tmp_path):
     assert torch.allclose(mean[key], (states[0][key] + states[1][key]) / 2)
     assert main(["--checkpoints", *map(str, paths), "--output", str(tmp_path / "avg")]) == 0
     assert len(Reranker(str(tmp_path / "avg")).score_pairs([("q", "p")])) == 1
+
+
+def test_checkpoint_average_refuses_bad_input_before_writing(toy_config, tmp_path, capsys):
+    """A missing checkpoint raised FileNotFoundError; --embedded-weights on a run of another backbone raised
+    InvalidInputError as a traceback, after the averaged model had been written."""
+    from crossrank.training.average import main
+    from crossrank.training.checkpoint import list_checkpoints
+    from crossrank.training.trainer import Trainer
+
+    config = toy_config(steps=1)
+    Trainer(config).train()
+    ckpt = str(list_checkpoints(config.output)[-1])
+    out = tmp_path / "avg"
+    for args, message in (
+        ([ckpt, str(tmp_path / "nope.pt")], "no checkpoint file"),
+        ([ckpt, "--embedded-weights", str(tmp_path / "e.safetensors")], "needs a run of the embedded"),
+    ):
+        with pytest.raises(SystemExit) as exit_info:
+            main(["--output", str(out), "--checkpoints", *args])
+        assert exit_info.value.code == 2 and message in capsys.readouterr().err
+    assert not out.exists()

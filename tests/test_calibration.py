@@ -160,3 +160,29 @@ def test_calibrate_command_refuses_data_it_cannot_fit_before_loading_a_model(tmp
     assert main(cmd) == 2
     assert "non-relevant passage" in capsys.readouterr().err
     assert not (tmp_path / "c.json").exists()
+
+
+def test_an_output_folder_that_is_not_a_calibrated_model_is_refused_not_replaced(
+    tiny_bert_dir, tmp_path, capsys
+):
+    """--output named an existing folder of other files (or a file): the swap replaced it and deleted all
+    it held. It is refused, before scoring; an earlier calibrated output is still replaced."""
+    from crossrank.cli.main import main
+
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "notes.txt").write_text("mine", encoding="utf-8")
+    with pytest.raises(InvalidInputError, match="not a calibrated model"):
+        write_calibrated_model(tiny_bert_dir, work, CAL)
+    assert (work / "notes.txt").read_text(encoding="utf-8") == "mine"
+    with pytest.raises(InvalidInputError, match="is a file"):
+        write_calibrated_model(tiny_bert_dir, work / "notes.txt", CAL)
+
+    data = tmp_path / "lists.jsonl"
+    data.write_text(json.dumps({"query": "q", "lang": "en", "pos": ["p"], "neg": ["n"]}) + "\n", "utf-8")
+    assert main(["calibrate", "no-such-model", "--data", str(data), "--output", str(work)]) == 2
+    assert "not a calibrated model" in capsys.readouterr().err
+    assert (work / "notes.txt").is_file()
+
+    again = write_calibrated_model(tiny_bert_dir, tmp_path / "cal", CAL)
+    assert model_calibration(write_calibrated_model(tiny_bert_dir, again, CAL)) == CAL

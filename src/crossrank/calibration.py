@@ -175,6 +175,20 @@ def _head_file(model_dir: Path) -> Path:
     )
 
 
+def check_output_folder(out_dir: str | Path) -> Path:
+    """``out_dir`` if a calibrated model may be written there: a new or empty folder, or the calibrated
+    model of an earlier run (replaced whole). Anything else is refused: the swap would delete it."""
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise InvalidInputError(f"--output {out_dir} is a file; pass a new or empty folder")
+    if out_dir.is_dir() and any(out_dir.iterdir()) and "calibration" not in model_card(out_dir):
+        raise InvalidInputError(
+            f"--output {out_dir} exists and is not a calibrated model (it would be replaced, with all it "
+            "holds); choose a new or empty folder"
+        )
+    return out_dir
+
+
 def write_calibrated_model(model_dir: str | Path, out_dir: str | Path, calibration: Calibration) -> Path:
     """Copy ``model_dir`` to ``out_dir`` with ``calibration`` folded into its head, atomically.
 
@@ -192,6 +206,7 @@ def write_calibrated_model(model_dir: str | Path, out_dir: str | Path, calibrati
     model_dir, out_dir = Path(model_dir).resolve(), Path(out_dir).resolve()
     if out_dir == model_dir or model_dir in out_dir.parents:
         raise InvalidInputError(f"write the calibrated model outside {model_dir}, not into it")
+    check_output_folder(out_dir)
     head_file = _head_file(model_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{out_dir.name}.", dir=out_dir.parent))

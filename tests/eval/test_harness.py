@@ -126,6 +126,22 @@ def test_eval_cli_json_and_plot(shared_data, tmp_path, capsys):
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+@pytest.mark.parametrize(
+    ("name", "message"), [(".", "is a folder"), ("cmp.txt", "image extension"), ("cmp", "image extension")]
+)
+def test_eval_cli_checks_the_plot_path_before_evaluating(shared_data, tmp_path, capsys, name, message):
+    """--plot cmp.txt raised matplotlib's ValueError after the whole evaluation (its results lost); a
+    folder or a name without extension had matplotlib write FOLDER.png / cmp.png beside it."""
+    args = ["eval", "--dataset", str(shared_data / "wikiqa"), "--format", "wikiqa", "--rerank", "none"]
+    plot = tmp_path / "plots" / name
+    if name == ".":
+        plot.mkdir(parents=True)
+    assert main([*args, "--first-stage", "bm25", "--limit", "2", "--plot", str(plot)]) == 2
+    captured = capsys.readouterr()
+    assert message in captured.err and captured.out == ""
+    assert not list(tmp_path.rglob("*.png"))
+
+
 def test_eval_cli_errors(tmp_path, capsys):
     assert main(["eval", "--dataset", str(tmp_path / "nope"), "--format", "beir", "--rerank", "none"]) == 2
     assert "does not exist" in capsys.readouterr().err

@@ -110,3 +110,40 @@ def test_bad_dataset_input(tmp_path, shared_data):
         with pytest.raises(InvalidInputError, match="--limit must be a positive number of queries"):
             wikiqa.limit(bad)
     assert wikiqa.limit(None) is wikiqa
+
+
+BEIR = {
+    "corpus.jsonl": '{"_id": "d1", "text": "apple pie"}\n',
+    "queries.jsonl": '{"_id": "q1", "text": "apple"}\n',
+    "test.tsv": "query-id\tcorpus-id\tscore\nq1\td1\t1\n",
+}
+MALFORMED = [
+    ("beir", "queries.jsonl", '{"id": "q1", "text": "apple"}\n', r"entry 1 has no '_id'"),
+    ("beir", "corpus.jsonl", '{"text": "apple pie"}\n', r"corpus.jsonl: entry 1 has no '_id'"),
+    ("beir", "test.tsv", "query-id\tcorpus-id\tscore\nq1\td1\t1.0\n", r"test.tsv:2: .*integer grade"),
+    ("cmrc", "a.json", '{"data": [\n', r"a.json:2: not valid JSON"),
+    (
+        "cmrc-sent",
+        "a.json",
+        '{"data": [{"paragraphs": [{"qas": []}]}]}',
+        r"paragraphs\[0\] needs a 'context'",
+    ),
+    ("cmrc", "a.json", '{"data": [{"paragraphs": [{"context": "c", "qas": [{"question": "q"}]}]}]}', "'id'"),
+    ("wikiqa", "a.tsv", "QuestionID\tQuestion\tSentence\nQ1\tq\ts\n", "no column SentenceID, Label"),
+    (
+        "wikiqa",
+        "a.tsv",
+        "\t".join(["QuestionID", "Question", "SentenceID", "Sentence", "Label"]) + "\nQ1\tq\n",
+        r"a.tsv:2: fewer columns",
+    ),
+]
+
+
+@pytest.mark.parametrize(("fmt", "name", "text", "message"), MALFORMED)
+def test_malformed_dataset_files_are_errors_naming_the_file(tmp_path, fmt, name, text, message):
+    """Each raised a raw KeyError, ValueError or JSONDecodeError (a traceback from `crossrank eval`)."""
+    for file, content in (BEIR if fmt == "beir" else {}).items():
+        (tmp_path / file).write_text(content, encoding="utf-8")
+    (tmp_path / name).write_text(text, encoding="utf-8")
+    with pytest.raises(InvalidInputError, match=message):
+        load_dataset(tmp_path, fmt)

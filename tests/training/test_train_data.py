@@ -36,6 +36,25 @@ def test_malformed_lines_are_reported_with_line_numbers_and_skipped(tmp_path, ca
     assert f"{path}:2" in caplog.text and "not valid JSON" in caplog.text
 
 
+def test_data_files_follow_the_text_file_rule(tmp_path):
+    """Training and calibration data were read with Python's text mode: a UTF-8 BOM made the first record
+    'not valid JSON' (skipped with a warning) and a Latin-1 byte raised a raw UnicodeDecodeError."""
+    import gzip
+
+    from crossrank.errors import InvalidInputError
+
+    lines = [json.dumps({"lang": "en", "query": f"q{i}", "pos": ["p"], "neg": ["n"]}) for i in range(2)]
+    text = "\n".join(lines) + "\n"
+    bom = tmp_path / "bom.jsonl.gz"
+    bom.write_bytes(gzip.compress(b"\xef\xbb\xbf" + text.encode("utf-8")))
+    report = LoadReport()
+    assert [r.query for r in load_rank_file(bom, report)] == ["q0", "q1"] and not report.problems
+    latin = tmp_path / "latin.jsonl"
+    latin.write_bytes(text.encode("utf-8") + b'{"query": "caf\xe9"}\n')
+    with pytest.raises(InvalidInputError, match=r"latin.jsonl:3: not valid UTF-8"):
+        load_rank_file(latin)
+
+
 def test_training_survives_malformed_lines(toy_config, toy_data):
     from crossrank.training.trainer import Trainer
 

@@ -41,6 +41,40 @@ def test_resume_continues_the_same_run(toy_config, tmp_path):
     assert resumed.history == pytest.approx(full.history, abs=1e-6)
 
 
+def test_a_new_run_in_an_output_with_checkpoints_is_refused(toy_config, toy_data, capsys):
+    """A second run started without --resume in the same output saved step-2, then pruned it in favour of
+    the first run's newer step-4 and step-6; --resume then continued the first run. It is refused."""
+    from crossrank.cli.main import main
+    from crossrank.errors import InvalidInputError
+    from crossrank.training.checkpoint import list_checkpoints
+    from crossrank.training.trainer import Trainer
+
+    config = toy_config(steps=6, save_every=2)
+    Trainer(config).train()
+    before = {p.name: p.stat().st_mtime_ns for p in list_checkpoints(config.output)}
+    with pytest.raises(InvalidInputError, match="--resume"):
+        Trainer(toy_config(steps=2, save_every=2, seed=8)).train()
+    assert main(["train", "--data", str(toy_data), "--output", config.output]) == 2
+    assert "holds checkpoints of an earlier run (newest step-6.pt)" in capsys.readouterr().err
+    assert {p.name: p.stat().st_mtime_ns for p in list_checkpoints(config.output)} == before
+
+
+def test_resuming_from_a_checkpoint_that_does_not_fit_is_a_clear_error(toy_config):
+    """--resume with other freeze settings raised torch's ValueError ('parameter group that doesn't match');
+    a damaged checkpoint file raised pickle's. Both name the checkpoint and what to do."""
+    from crossrank.errors import InvalidInputError
+    from crossrank.training.checkpoint import list_checkpoints
+    from crossrank.training.trainer import Trainer
+
+    config = toy_config(steps=2, save_every=1)
+    Trainer(config).train()
+    with pytest.raises(InvalidInputError, match="step-2.pt does not fit this run.*freeze_layers"):
+        Trainer(toy_config(steps=4, freeze_embeddings=False)).train(resume=True)
+    list_checkpoints(config.output)[-1].write_bytes(b"garbage\n")
+    with pytest.raises(InvalidInputError, match="step-2.pt is not a readable checkpoint"):
+        Trainer(toy_config(steps=4)).train(resume=True)
+
+
 def test_pointwise_term_anchors_the_logits_level(toy_config, tmp_path):
     import torch
 
@@ -159,3 +193,24 @@ def test_checkpoint_average_is_the_mean_and_loads(toy_config, tmp_path):
     assert torch.allclose(mean[key], (states[0][key] + states[1][key]) / 2)
     assert main(["--checkpoints", *map(str, paths), "--output", str(tmp_path / "avg")]) == 0
     assert len(Reranker(str(tmp_path / "avg")).score_pairs([("q", "p")])) == 1
+
+
+def test_checkpoint_average_refuses_bad_input_before_writing(toy_config, tmp_path, capsys):
+    """A missing checkpoint raised FileNotFoundError; --embedded-weights on a run of another backbone raised
+    InvalidInputError as a traceback, after the averaged model had been written."""
+    from crossrank.training.average import main
+    from crossrank.training.checkpoint import list_checkpoints
+    from crossrank.training.trainer import Trainer
+
+    config = toy_config(steps=1)
+    Trainer(config).train()
+    ckpt = str(list_checkpoints(config.output)[-1])
+    out = tmp_path / "avg"
+    for args, message in (
+        ([ckpt, str(tmp_path / "nope.pt")], "no checkpoint file"),
+        ([ckpt, "--embedded-weights", str(tmp_path / "e.safetensors")], "needs a run of the embedded"),
+    ):
+        with pytest.raises(SystemExit) as exit_info:
+            main(["--output", str(out), "--checkpoints", *args])
+        assert exit_info.value.code == 2 and message in capsys.readouterr().err
+    assert not out.exists()

@@ -25,7 +25,10 @@ def register(sub) -> None:
     data = parser.add_mutually_exclusive_group(required=True)
     data.add_argument("--data", nargs="+", metavar="FILE", help="rank JSON lines (held-out data)")
     data.add_argument("--heldout", metavar="RECIPE", help="the held-out split of this training recipe")
-    parser.add_argument("--output", help="folder for the calibrated copy of the model")
+    parser.add_argument(
+        "--output",
+        help="folder for the calibrated copy of the model: new, empty, or an earlier one (replaced)",
+    )
     parser.add_argument(
         "--write-json", metavar="FILE", help="also write the calibration (from the head's original logit)"
     )
@@ -36,7 +39,7 @@ def register(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..calibration import write_calibrated_model
+    from ..calibration import check_output_folder, write_calibrated_model
     from ..errors import InvalidInputError
     from ..reranker import Reranker
     from ..training.calibrate import fit_on_tasks, load_tasks
@@ -49,6 +52,8 @@ def run(args: argparse.Namespace) -> int:
             "--max-candidates must be at least 2 (a relevant and a non-relevant passage per query) and "
             f"--per-source at least 1, got {args.max_candidates} and {args.per_source}"
         )
+    if args.output:
+        check_output_folder(args.output)  # before scoring: it is refused, not replaced, after minutes of work
     tasks, fitted_on = load_tasks(args.data, args.heldout, args.per_source, args.max_candidates)
     if not tasks:
         raise InvalidInputError(

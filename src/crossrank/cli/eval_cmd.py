@@ -108,6 +108,10 @@ def run(args: argparse.Namespace) -> int:
     from ..eval.harness import run_eval
     from .common import Progress
 
+    if args.plot:
+        from ..eval.plot import check_plot_path
+
+        check_plot_path(args.plot)  # before the evaluation, whose results a bad name would lose
     evalset = load_dataset(args.dataset, args.format).limit(args.limit)
     if args.keep_self_hits:
         evalset.exclude_self = False

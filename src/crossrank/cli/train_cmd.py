@@ -12,7 +12,8 @@ on rank_* JSON-lines files ({"source", "lang", "query", "pos": [...], "neg": [..
 allowed). Negatives come from the data plus BM25-mined ones per source; English and Chinese queries are
 sampled equally often. --recipe NAME|FILE loads settings from JSON (e.g. 'embedded', the recipe of the
 shipped model); flags given on the command line override it. The model is written to OUTPUT/model,
-checkpoints to OUTPUT/checkpoints (--resume continues from the newest)."""
+checkpoints to OUTPUT/checkpoints (--resume continues from the newest; without it, an OUTPUT that holds
+checkpoints is refused)."""
 
 # flag -> (type, help); every flag maps onto a TrainConfig field of the same name
 _OPTIONS = {
@@ -72,9 +73,12 @@ def config_from_args(args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..training.checkpoint import check_fresh_output
     from ..training.trainer import Trainer
 
     config = config_from_args(args)
+    if not args.resume:
+        check_fresh_output(config.output)  # before loading data and model
     result = Trainer(config).train(resume=args.resume)
     summary = {
         "model": str(result.model_dir),

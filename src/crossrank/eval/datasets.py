@@ -16,6 +16,7 @@ from ..errors import InvalidInputError
 logger = logging.getLogger(__name__)
 
 FORMATS = ("beir", "wikiqa", "cmrc", "cmrc-sent")
+WIKIQA_COLUMNS = ("QuestionID", "Question", "SentenceID", "Sentence", "Label")
 _SENTENCE_END = re.compile(r"[。！？!?]+")
 
 
@@ -113,13 +114,26 @@ def _jsonl(path: Path):
                 raise InvalidInputError(f"{path}:{number}: not valid JSON ({exc.msg})") from None
 
 
+def _beir_entries(path: Path, keys: tuple[str, ...]):
+    """The objects of a BEIR JSON-lines file, each checked to hold ``keys``."""
+    for number, entry in enumerate(_jsonl(path), start=1):
+        missing = [k for k in keys if not isinstance(entry, dict) or k not in entry]
+        if missing:
+            raise InvalidInputError(
+                f"{path}: entry {number} has no {' or '.join(repr(k) for k in missing)}; BEIR lines are "
+                '{"_id": ..., "title": ..., "text": ...}'
+            )
+        yield entry
+
+
 def load_beir(folder: Path) -> EvalSet:
     """BEIR: corpus.jsonl[.gz] (``_id, title, text``), queries.jsonl[.gz], a qrels TSV (``test.tsv`` or
     ``qrels/test.tsv``, header line ``query-id corpus-id score``)."""
     corpus = {
-        str(d["_id"]): (d.get("title") or "", d.get("text") or "") for d in _jsonl(_find(folder, "corpus"))
+        str(d["_id"]): (d.get("title") or "", d.get("text") or "")
+        for d in _beir_entries(_find(folder, "corpus"), ("_id",))
     }
-    all_queries = {str(q["_id"]): q["text"] for q in _jsonl(_find(folder, "queries"))}
+    all_queries = {str(q["_id"]): q["text"] for q in _beir_entries(_find(folder, "queries"), ("_id", "text"))}
     qrels_file = next((p for p in (folder / "test.tsv", folder / "qrels" / "test.tsv") if p.is_file()), None)
     qrels_file = qrels_file or next(
         iter(sorted(folder.glob("*.tsv")) + sorted(folder.glob("qrels/*.tsv"))), None
@@ -131,8 +145,10 @@ def load_beir(folder: Path) -> EvalSet:
         for number, row in enumerate(csv.reader(handle, delimiter="\t"), start=1):
             if number == 1 and not row[-1].lstrip("-").isdigit():
                 continue  # header
-            if len(row) < 3:
-                raise InvalidInputError(f"{qrels_file}:{number}: expected 'query-id corpus-id score'")
+            if len(row) < 3 or not row[2].strip().lstrip("-").isdigit():
+                raise InvalidInputError(
+                    f"{qrels_file}:{number}: expected 'query-id corpus-id score' (score an integer grade)"
+                )
             if int(row[2]) > 0:
                 qrels.setdefault(row[0], {})[row[1]] = int(row[2])
     queries = {q: t for q, t in all_queries.items() if q in qrels}
@@ -164,7 +180,16 @@ def read_wikiqa(files: Sequence[Path]) -> dict[str, WikiQAQuestion]:
     questions: dict[str, WikiQAQuestion] = {}
     for file in files:
         with Path(file).open(encoding="utf-8", newline="") as handle:
-            for row in csv.DictReader(handle, delimiter="\t", quoting=csv.QUOTE_NONE):
+            reader = csv.DictReader(handle, delimiter="\t", quoting=csv.QUOTE_NONE)
+            missing = [c for c in WIKIQA_COLUMNS if c not in (reader.fieldnames or ())]
+            if missing:
+                raise InvalidInputError(
+                    f"{file}: no column {', '.join(missing)}; a WikiQA TSV has the header line "
+                    "QuestionID Question DocumentID DocumentTitle SentenceID Sentence Label"
+                )
+            for number, row in enumerate(reader, start=2):
+                if row["Label"] is None:
+                    raise InvalidInputError(f"{file}:{number}: fewer columns than the header names")
                 entry = questions.setdefault(row["QuestionID"], WikiQAQuestion(row["Question"], []))
                 entry.sentences.append((row["SentenceID"], row["Sentence"], int(row["Label"].strip() == "1")))
     return questions
@@ -192,11 +217,20 @@ def _squad_paragraphs(folder: Path):
             f"{folder} has no SQuAD-style .json files (data -> paragraphs -> context, qas)"
         )
     for file in files:
-        data = json.loads(file.read_text(encoding="utf-8"))
+        try:
+            data = json.loads(file.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as exc:
+            raise InvalidInputError(f"{file}:{exc.lineno}: not valid JSON ({exc.msg})") from None
         if not isinstance(data, dict) or "data" not in data:
             raise InvalidInputError(f"{file} is not SQuAD-style JSON (no top-level 'data')")
         for d, article in enumerate(data["data"]):
             for p, paragraph in enumerate(article.get("paragraphs", [])):
+                if not isinstance(paragraph.get("context"), str) or any(
+                    "id" not in qa for qa in paragraph.get("qas", [])
+                ):
+                    raise InvalidInputError(
+                        f"{file}: data[{d}].paragraphs[{p}] needs a 'context' text and an 'id' per question"
+                    )
                 pid = str(paragraph.get("id") or f"{file.stem}-{d}-{p}")
                 yield pid, article.get("title", ""), paragraph
 

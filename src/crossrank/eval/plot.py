@@ -5,13 +5,34 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..errors import optional_import
+from ..errors import InvalidInputError, optional_import
 from .metrics import METRICS
+
+
+def check_plot_path(path: str | Path) -> Path:
+    """``path`` as a file matplotlib can write, its folder created: checked before an evaluation runs, so
+    that a bad name does not lose its results. A folder, or a name without an image extension (matplotlib
+    would add ``.png`` or refuse the format), is an :class:`InvalidInputError`."""
+    optional_import("matplotlib", "retrieval")
+    from matplotlib.backend_bases import FigureCanvasBase
+
+    path = Path(path)
+    if path.is_dir():
+        raise InvalidInputError(f"--plot {path} is a folder; pass a file name such as {path / 'eval.png'}")
+    kinds = FigureCanvasBase.get_supported_filetypes()
+    if path.suffix[1:].lower() not in kinds:
+        raise InvalidInputError(
+            f"--plot {path}: name the file with an image extension, e.g. {path.with_suffix('.png').name} "
+            f"(supported: {', '.join(sorted(kinds))})"
+        )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return path
 
 
 def plot_comparison(result: dict, path: str | Path) -> Path:
     """Grouped bars: one group per metric, first stage vs reranked (when present), values on the bars;
     beside them, the reliability diagram of ``result["scores"]`` when the list was reranked."""
+    path = check_plot_path(path)
     matplotlib = optional_import("matplotlib", "retrieval")
     matplotlib.use("Agg", force=True)
     import matplotlib.pyplot as plt
@@ -24,8 +45,6 @@ def plot_comparison(result: dict, path: str | Path) -> Path:
         fig, ax = plt.subplots(figsize=(8, 4.5), dpi=110)
     _metric_bars(ax, result)
     fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path)
     plt.close(fig)
     return path

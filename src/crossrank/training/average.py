@@ -52,10 +52,19 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from ..errors import CrossrankError
     from .model import export_embedded, load_cross_encoder, resolve_backbone, save_model
 
-    state, config = average_checkpoints(args.checkpoints)
-    source, embedded = resolve_backbone(config["model"])
+    missing = [p for p in args.checkpoints if not Path(p).is_file()]
+    if missing:
+        parser.error(f"no checkpoint file {', '.join(missing)}")
+    try:
+        state, config = average_checkpoints(args.checkpoints)
+        source, embedded = resolve_backbone(config["model"])
+    except CrossrankError as exc:
+        parser.error(str(exc))
+    if args.embedded_weights and not embedded:  # before any file is written
+        parser.error("--embedded-weights needs a run of the embedded-backbone")
     model = load_cross_encoder(source)
     model.load_state_dict(state, strict=False)
     names = [Path(p).name for p in args.checkpoints]
@@ -63,8 +72,6 @@ def main(argv: list[str] | None = None) -> int:
         model, source, Path(args.output), {"base": config["model"], "averaged": names, "config": config}
     )
     if args.embedded_weights:
-        if not embedded:
-            raise InvalidInputError("--embedded-weights needs a run of the embedded-backbone")
         export_embedded(model, Path(args.embedded_weights))
     return 0
 

@@ -6,8 +6,11 @@ from __future__ import annotations
 
 import logging
 import os
+import pickle
 import re
 from pathlib import Path
+
+from ..errors import InvalidInputError
 
 logger = logging.getLogger(__name__)
 
@@ -59,14 +62,34 @@ def list_checkpoints(output: str | Path) -> list[Path]:
     return [p for _, p in sorted(found)]
 
 
+def check_fresh_output(output: str | Path) -> None:
+    """Refuse to start a new run in ``output`` while it holds checkpoints: the new run's would be pruned
+    in favour of the old run's newer steps, and a later ``--resume`` would continue the old run."""
+    found = list_checkpoints(output)
+    if found:
+        raise InvalidInputError(
+            f"{checkpoint_dir(output)} holds checkpoints of an earlier run (newest {found[-1].name}); pass "
+            "--resume to continue it, or another --output (or delete that folder) to start a new run"
+        )
+
+
 def load_checkpoint(path: str | Path, model, optimizer, scheduler) -> tuple[int, list[float], dict]:
     """Restore a checkpoint into the objects; return ``(step, loss history, config)``."""
     import torch
 
-    state = torch.load(path, map_location="cpu", weights_only=False)
-    missing = [k for k in state["model"] if k not in model.state_dict()]
-    if missing:
-        raise ValueError(f"{path} does not belong to this model (unknown tensors {missing[:3]})")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=False)
+    except (RuntimeError, ValueError, EOFError, pickle.UnpicklingError) as exc:
+        raise InvalidInputError(
+            f"{path} is not a readable checkpoint ({exc}); delete it to resume from the one before"
+        ) from None
+    trainable = {n for n, p in model.named_parameters() if p.requires_grad}
+    if set(state["model"]) != trainable:
+        unknown = sorted(set(state["model"]) ^ trainable)
+        raise InvalidInputError(
+            f"{path} does not fit this run: it holds other trainable tensors ({unknown[:3]}); resume with "
+            "the run's model, freeze_layers and freeze_embeddings, or start a new run in another --output"
+        )
     model.load_state_dict(state["model"], strict=False)
     optimizer.load_state_dict(state["optimizer"])
     scheduler.load_state_dict(state["scheduler"])

@@ -11,7 +11,6 @@ are then replaced by that mapping.
 
 from __future__ import annotations
 
-import gzip
 import hashlib
 import json
 import logging
@@ -54,9 +53,9 @@ class LoadReport:
 
 
 def _lines(path: Path) -> Iterator[tuple[int, str]]:
-    opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rt", encoding="utf-8") as handle:
-        yield from enumerate(handle, start=1)
+    from ..textfiles import read_lines  # UTF-8 (BOM dropped); a bad byte is an error naming file:line
+
+    yield from read_lines(path)
 
 
 def _text_list(value, name: str) -> tuple[str, ...]:

@@ -16,7 +16,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from .checkpoint import list_checkpoints, load_checkpoint, save_checkpoint
+from .checkpoint import check_fresh_output, list_checkpoints, load_checkpoint, save_checkpoint
 from .config import TrainConfig
 from .data import GroupSampler, LoadReport, RankRecord, load_rank_files, split_held_out
 from .losses import group_loss
@@ -213,6 +213,8 @@ class Trainer:
         """Run from step 0 (or the latest checkpoint) to ``steps`` (or ``stop_at``, to interrupt a run on
         purpose); save the model into ``output/model``."""
         cfg = self.config
+        if not resume:
+            check_fresh_output(cfg.output)
         start = done = self.resume() if resume else 0
         deadline = time.monotonic() + cfg.max_time_minutes * 60 if cfg.max_time_minutes else None
         with self._progress(start) as bar:

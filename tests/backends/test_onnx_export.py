@@ -106,6 +106,16 @@ def test_cache_is_reused_and_stale_source_is_re_exported(tiny_bert_dir, tmp_path
     assert onnx_export.cached_export(source, "fp32") is None
 
 
+def test_cached_export_with_a_cut_manifest_is_exported_again(tiny_bert_dir, home):
+    first = ensure_export(tiny_bert_dir, "fp32")
+    manifest = first / MANIFEST
+    manifest.write_text(manifest.read_text()[:100])  # cut mid-write (or damaged on disk)
+    assert onnx_export.cached_export(tiny_bert_dir, "fp32") is None  # never used as it is
+    backend = OnnxBackend(tiny_bert_dir, dtype="fp32")  # the cache heals itself: no "--out" advice
+    assert backend.export_dir == first and read_manifest(first)["dtype"] == "fp32"
+    # (a user's --out folder that holds no export is still refused: test_out_folder_that_is_not_...)
+
+
 def test_fingerprint_covers_exporter_settings(tiny_bert_dir, home):
     fp32 = onnx_export.export_fingerprint(tiny_bert_dir, "fp32")
     assert onnx_export.cache_key(fp32) != onnx_export.cache_key(

@@ -135,6 +135,29 @@ def test_changed_weights_cpu_engine_version_or_recipe_gate_again(model, home, mo
     assert state["gate_runs"] == 5 and state["verdicts"]["onnx-fp32"]["build"] == {"recipe": [2, "fp32"]}
 
 
+@pytest.mark.skipif(not ONNX, reason="onnxruntime not installed")
+def test_a_damaged_verdict_file_is_gated_again_not_a_crash(model, home):
+    order = [("onnx", "fp32")]
+    choose(model, "cpu", "auto", order=order)
+    good = read_verdicts(model)
+    verdict = good["verdicts"]["onnx-fp32"]
+    damaged = [
+        None,  # valid JSON, not an object
+        [],
+        {**good, "verdicts": "x"},
+        {**good, "verdicts": {"onnx-fp32": {k: v for k, v in verdict.items() if k != "passed"}}},
+        {**good, "verdicts": {"onnx-fp32": {**verdict, "gate": None}}},
+        {**good, "gate_runs": "x"},  # and the next gate has a cut reference: scored again, not "failed"
+        {**good, "verdicts": {}, "reference": {"logits": good["reference"]["logits"][:3]}},
+    ]
+    for state in damaged:
+        verdict_file(model).write_text(json.dumps(state), encoding="utf-8")
+        assert choose(model, "cpu", "auto", order=order, prepare=False).engine in ("onnx", "torch")
+        choice = choose(model, "cpu", "auto", order=order)
+        assert (choice.engine, choice.dtype) == ("onnx", "fp32") and "gate passed" in choice.reason, state
+    assert read_verdicts(model)["reference"]["logits"] == good["reference"]["logits"]
+
+
 def test_verdict_key_covers_the_gate_set_and_the_int8_recipe(model):
     key = auto._model_key(model, ("avx2",))
     assert key["gate_set_sha256"] == hashlib.sha256(GATE_SET_FILE.read_bytes()).hexdigest()

@@ -279,10 +279,40 @@ def verdict_file(model_dir: Path) -> Path:
 
 
 def read_verdicts(model_dir: Path) -> dict:
+    """The verdict file's content; ``{}`` when it is missing, unreadable or not a JSON object."""
     try:
-        return json.loads(verdict_file(model_dir).read_text(encoding="utf-8"))
+        state = json.loads(verdict_file(model_dir).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return {}
+    return state if isinstance(state, dict) else {}
+
+
+_SUMMARY_FIELDS = ("spearman_mean", "top1_agreement", "n_queries")  # what _summary reads of a gate
+
+
+def _well_formed(verdict) -> bool:
+    """Whether a verdict read back from the file holds what choosing reads (an edited or damaged one is
+    gated again, never a crash)."""
+    if not isinstance(verdict, dict) or not isinstance(verdict.get("passed"), bool):
+        return False
+    if not isinstance(verdict.get("reason"), str):
+        return False
+    gate = verdict.get("gate")
+    return not verdict["passed"] or (
+        isinstance(verdict.get("checked_at"), str)
+        and isinstance(gate, dict)
+        and all(isinstance(gate.get(k), int | float) for k in _SUMMARY_FIELDS)
+    )
+
+
+def _is_reference(logits) -> bool:
+    """Whether ``logits`` (read back from the verdict file) holds one list per gate list, of its length."""
+    from .gate import gate_set
+
+    if not isinstance(logits, list):
+        return False
+    sizes = [len(x) if isinstance(x, list) else None for x in logits]
+    return sizes == [len(g.candidates) for g in gate_set()]
 
 
 def forget(model_dir: str | Path) -> None:
@@ -482,11 +512,11 @@ class _Chooser:
         return self._walk()
 
     def _current_state(self, state: dict) -> dict:
-        if state.get("key") != self.key:
+        if state.get("key") != self.key or not isinstance(state.get("verdicts"), dict):
             if state:
                 logger.warning(
-                    "auto: the cached verdicts for %s are stale (model, CPU or crossrank changed); "
-                    "gating again", self.model_dir,
+                    "auto: the cached verdicts for %s are stale or damaged (model, CPU or crossrank "
+                    "changed); gating again", self.model_dir,
                 )
             runs = state.get("gate_runs", 0)  # gate runs for this folder, ever (stale ones included)
             return {"key": self.key, "model_path": str(self.model_dir), "verdicts": {}, "gate_runs": runs}
@@ -496,7 +526,7 @@ class _Chooser:
         verdict = self.state["verdicts"].get(f"{engine}-{dtype}")
         spec = ENGINES[engine]
         if (
-            verdict
+            _well_formed(verdict)
             and verdict.get("engine_versions") == engine_versions(spec)
             and verdict.get("build") == _json(spec.build(dtype))
         ):
@@ -558,7 +588,7 @@ class _Chooser:
 
     def _reference(self) -> list[list[float]]:
         ref = self.state.get("reference")
-        if ref is None:
+        if not _is_reference(ref.get("logits") if isinstance(ref, dict) else None):  # none yet, or damaged
             start = time.perf_counter()
             backend = _load_reference(self.model_dir)
             logits = _score_gate_set(self.model_dir, backend, "torch fp32 (reference)")
@@ -600,7 +630,8 @@ class _Chooser:
             verdict["passed"] = False
             verdict["reason"] = f"{stage} failed: {type(exc).__name__}: {str(exc)[:300]}"
             backend = None
-        self.state["gate_runs"] = self.state.get("gate_runs", 0) + 1
+        runs = self.state.get("gate_runs")
+        self.state["gate_runs"] = (runs if isinstance(runs, int) else 0) + 1
         self.state["verdicts"][f"{spec.name}-{dtype}"] = verdict
         _write(self.model_dir, self.state)
         level = logging.WARNING if not verdict["passed"] else logging.INFO

@@ -197,6 +197,19 @@ def test_without_preparation_only_cached_verdicts_count(model, home, monkeypatch
     assert not verdict_file(model).exists()
 
 
+@pytest.mark.skipif(not ONNX, reason="onnxruntime not installed")
+def test_without_preparation_a_deleted_export_is_not_converted_at_load(model, home, monkeypatch):
+    order = [("onnx", "fp32")]
+    export_dir = choose(model, "cpu", "auto", order=order).backend.export_dir
+    shutil.rmtree(export_dir)  # the verdict stays: passed
+    monkeypatch.setenv(auto.PREPARE_ENV, "0")
+    choice = choose(model, "cpu", "auto", order=order)
+    assert (choice.engine, choice.dtype) == ("torch", "fp32") and not export_dir.exists()
+    assert "onnx fp32 (gated, but not converted yet (CROSSRANK_AUTO_PREPARE=0))" in choice.reason
+    monkeypatch.setenv(auto.PREPARE_ENV, "1")
+    assert choose(model, "cpu", "auto", order=order).engine == "onnx" and export_dir.is_dir()
+
+
 def test_explicit_choices_are_not_gated(model, home):
     reranker = Reranker(str(model), backend="torch", dtype="fp32")
     assert reranker.info()["backend_reason"] == "backend='torch' requested"

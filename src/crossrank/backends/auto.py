@@ -119,7 +119,10 @@ ENGINES: dict[str, Engine] = {
         "onnx", ("onnxruntime", "onnx"), ("onnxruntime", "onnx", "torch", "transformers"), _prepare_onnx,
         is_prepared=_onnx_prepared,
     ),
-    "torch": Engine("torch", ("torch",), ("torch", "transformers"), _prepare_nothing, isolate=False),
+    "torch": Engine(
+        "torch", ("torch",), ("torch", "transformers"), _prepare_nothing, isolate=False,
+        is_prepared=lambda model_dir, dtype: True,
+    ),
 }
 
 
@@ -492,7 +495,7 @@ class _Chooser:
         self.model_dir, self.key, self.order, self.prepare = model_dir, key, order, prepare
         self.skipped: list[str] = []
         self.state: dict = {}
-        self.unprepared = f"not gated yet ({PREPARE_ENV}=0)"  # why a candidate without a verdict is skipped
+        self.not_preparing = f" ({PREPARE_ENV}=0)"  # why nothing is gated or converted now
 
     def run(self) -> Choice:
         from ..fsutil import file_lock
@@ -508,7 +511,7 @@ class _Chooser:
             except OSError as exc:  # a read-only or full cache: run what needs no preparation
                 logger.warning("auto: cannot prepare in %s (%s); not preparing", lock.parent, exc)
                 self.prepare = False
-                self.unprepared = f"not gated yet: {exc.strerror or exc}: {lock.parent}"
+                self.not_preparing = f": {exc.strerror or exc}: {lock.parent}"
         return self._walk()
 
     def _current_state(self, state: dict) -> dict:
@@ -557,7 +560,7 @@ class _Chooser:
             backend = None
             if verdict is None:
                 if not self.prepare:
-                    self._skip(name, self.unprepared)
+                    self._skip(name, "not gated yet" + self.not_preparing)
                     continue
                 verdict, backend = self._gate(spec, dtype)
             if not verdict["passed"]:
@@ -565,6 +568,9 @@ class _Chooser:
                 continue
             if backend is None:
                 try:
+                    if not self.prepare and not spec.is_prepared(self.model_dir, dtype):
+                        self._skip(name, "gated, but not converted yet" + self.not_preparing)
+                        continue
                     _prepare(spec, self.model_dir, dtype)  # cached: a lookup; deleted: converted again
                     backend = _load(engine, self.model_dir, "cpu", dtype)
                 except Exception as exc:  # any engine failure: fall back, with the reason

@@ -210,6 +210,14 @@ def test_without_preparation_a_deleted_export_is_not_converted_at_load(model, ho
     assert choose(model, "cpu", "auto", order=order).engine == "onnx" and export_dir.is_dir()
 
 
+def test_models_build_no_prepare_leaves_a_local_folder_alone(model, home, capsys):
+    from crossrank.cli.main import main
+
+    assert main(["models", "build", str(model), "--no-prepare"]) == 0
+    assert capsys.readouterr().out == f"{model}: {model.resolve()}\n"
+    assert not verdict_file(model).exists() and not (home / "openvino").exists()
+
+
 def test_explicit_choices_are_not_gated(model, home):
     reranker = Reranker(str(model), backend="torch", dtype="fp32")
     assert reranker.info()["backend_reason"] == "backend='torch' requested"

@@ -173,6 +173,24 @@ def test_export_command(tiny_bert_dir, tmp_path, capsys, shared_data, home):
         assert list((home / "gates").glob("*-torch-bf16.json"))
 
 
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("garbage\n", "no question with 3 or more"),
+        ("a\tb\tc\n1\t2\t3\n", "not a WikiQA-format TSV"),
+        ("QuestionID\tQuestion\tSentenceID\tSentence\tLabel\nQ1\tq\tS1\n", "not a WikiQA-format TSV"),
+    ],
+)
+def test_export_refuses_a_bad_gate_file_before_exporting(tiny_bert_dir, tmp_path, capsys, text, message):
+    from crossrank.cli.main import main
+
+    gate = tmp_path / "gate.tsv"
+    gate.write_text(text, encoding="utf-8")
+    out = tmp_path / "never"
+    assert main(["export", str(tiny_bert_dir), "--out", str(out), "--gate", str(gate)]) == 2
+    assert message in capsys.readouterr().err and not out.exists()
+
+
 def test_truncated_cached_export_is_rebuilt_and_a_truncated_export_folder_refused(
     tiny_bert_dir, tmp_path, home
 ):

@@ -226,6 +226,13 @@ def test_explicit_choices_are_not_gated(model, home):
     assert not verdict_file(model).exists()
 
 
+def test_an_unknown_dtype_names_what_auto_accepts(model, home):
+    from crossrank import InvalidInputError
+
+    with pytest.raises(InvalidInputError, match="one of auto, fp32, bf16, fp16, int8, got 'int4'"):
+        Reranker(str(model), dtype="int4", device="cpu")
+
+
 def test_reranker_info_shows_backend_and_reason():
     info = Reranker("embedded").info()  # cached verdicts only here (conftest): what the last build chose
     assert info["backend"] in ("torch", "onnx", "openvino") and info["backend_reason"]

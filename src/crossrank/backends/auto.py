@@ -57,6 +57,7 @@ CPU_FLAGS = (
 )
 GATE_OPTIONS = {"truncate": "right", "max_length": 512}  # how the gate set is scored (one window per pair)
 REFERENCE = ("torch", "fp32")
+DTYPES = ("auto", "fp32", "bf16", "fp16", "int8")  # what backend="auto" accepts (see the rule)
 
 
 @dataclass(frozen=True, slots=True)
@@ -451,7 +452,9 @@ def _fixed_rule(model_dir: Path, device: str | None, dtype: str) -> tuple[str, s
     if dtype == "int8":
         return "onnx", "int8", "onnx int8: dtype='int8' requested (not gated)"
     if dtype not in ("auto", "fp32"):
-        return "torch", dtype, f"torch: dtype={dtype!r}"  # the torch backend names the valid dtypes
+        from ..errors import InvalidInputError
+
+        raise InvalidInputError(f"dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
     return None
 
 

@@ -135,6 +135,29 @@ def test_changed_weights_cpu_engine_version_or_recipe_gate_again(model, home, mo
     assert state["gate_runs"] == 5 and state["verdicts"]["onnx-fp32"]["build"] == {"recipe": [2, "fp32"]}
 
 
+@pytest.mark.skipif(not ONNX, reason="onnxruntime not installed")
+def test_a_damaged_verdict_file_is_gated_again_not_a_crash(model, home):
+    order = [("onnx", "fp32")]
+    choose(model, "cpu", "auto", order=order)
+    good = read_verdicts(model)
+    verdict = good["verdicts"]["onnx-fp32"]
+    damaged = [
+        None,  # valid JSON, not an object
+        [],
+        {**good, "verdicts": "x"},
+        {**good, "verdicts": {"onnx-fp32": {k: v for k, v in verdict.items() if k != "passed"}}},
+        {**good, "verdicts": {"onnx-fp32": {**verdict, "gate": None}}},
+        {**good, "gate_runs": "x"},  # and the next gate has a cut reference: scored again, not "failed"
+        {**good, "verdicts": {}, "reference": {"logits": good["reference"]["logits"][:3]}},
+    ]
+    for state in damaged:
+        verdict_file(model).write_text(json.dumps(state), encoding="utf-8")
+        assert choose(model, "cpu", "auto", order=order, prepare=False).engine in ("onnx", "torch")
+        choice = choose(model, "cpu", "auto", order=order)
+        assert (choice.engine, choice.dtype) == ("onnx", "fp32") and "gate passed" in choice.reason, state
+    assert read_verdicts(model)["reference"]["logits"] == good["reference"]["logits"]
+
+
 def test_verdict_key_covers_the_gate_set_and_the_int8_recipe(model):
     key = auto._model_key(model, ("avx2",))
     assert key["gate_set_sha256"] == hashlib.sha256(GATE_SET_FILE.read_bytes()).hexdigest()
@@ -174,12 +197,40 @@ def test_without_preparation_only_cached_verdicts_count(model, home, monkeypatch
     assert not verdict_file(model).exists()
 
 
+@pytest.mark.skipif(not ONNX, reason="onnxruntime not installed")
+def test_without_preparation_a_deleted_export_is_not_converted_at_load(model, home, monkeypatch):
+    order = [("onnx", "fp32")]
+    export_dir = choose(model, "cpu", "auto", order=order).backend.export_dir
+    shutil.rmtree(export_dir)  # the verdict stays: passed
+    monkeypatch.setenv(auto.PREPARE_ENV, "0")
+    choice = choose(model, "cpu", "auto", order=order)
+    assert (choice.engine, choice.dtype) == ("torch", "fp32") and not export_dir.exists()
+    assert "onnx fp32 (gated, but not converted yet (CROSSRANK_AUTO_PREPARE=0))" in choice.reason
+    monkeypatch.setenv(auto.PREPARE_ENV, "1")
+    assert choose(model, "cpu", "auto", order=order).engine == "onnx" and export_dir.is_dir()
+
+
+def test_models_build_no_prepare_leaves_a_local_folder_alone(model, home, capsys):
+    from crossrank.cli.main import main
+
+    assert main(["models", "build", str(model), "--no-prepare"]) == 0
+    assert capsys.readouterr().out == f"{model}: {model.resolve()}\n"
+    assert not verdict_file(model).exists() and not (home / "openvino").exists()
+
+
 def test_explicit_choices_are_not_gated(model, home):
     reranker = Reranker(str(model), backend="torch", dtype="fp32")
     assert reranker.info()["backend_reason"] == "backend='torch' requested"
     bf16 = Reranker(str(model), dtype="bf16", device="cpu")  # auto with an explicit dtype: torch, as asked
     assert (bf16.backend.name, bf16.backend.dtype) == ("torch", "bf16")
     assert not verdict_file(model).exists()
+
+
+def test_an_unknown_dtype_names_what_auto_accepts(model, home):
+    from crossrank import InvalidInputError
+
+    with pytest.raises(InvalidInputError, match="one of auto, fp32, bf16, fp16, int8, got 'int4'"):
+        Reranker(str(model), dtype="int4", device="cpu")
 
 
 def test_reranker_info_shows_backend_and_reason():

@@ -106,6 +106,16 @@ def test_cache_is_reused_and_stale_source_is_re_exported(tiny_bert_dir, tmp_path
     assert onnx_export.cached_export(source, "fp32") is None
 
 
+def test_cached_export_with_a_cut_manifest_is_exported_again(tiny_bert_dir, home):
+    first = ensure_export(tiny_bert_dir, "fp32")
+    manifest = first / MANIFEST
+    manifest.write_text(manifest.read_text()[:100])  # cut mid-write (or damaged on disk)
+    assert onnx_export.cached_export(tiny_bert_dir, "fp32") is None  # never used as it is
+    backend = OnnxBackend(tiny_bert_dir, dtype="fp32")  # the cache heals itself: no "--out" advice
+    assert backend.export_dir == first and read_manifest(first)["dtype"] == "fp32"
+    # (a user's --out folder that holds no export is still refused: test_out_folder_that_is_not_...)
+
+
 def test_fingerprint_covers_exporter_settings(tiny_bert_dir, home):
     fp32 = onnx_export.export_fingerprint(tiny_bert_dir, "fp32")
     assert onnx_export.cache_key(fp32) != onnx_export.cache_key(
@@ -161,6 +171,24 @@ def test_export_command(tiny_bert_dir, tmp_path, capsys, shared_data, home):
     assert gate["n_queries"] == 3 and code == (0 if gate["passed"] else 1)
     if summary["torch_bf16_gate"] is not None:  # CPUs with native bf16 also gate torch bf16 for auto
         assert list((home / "gates").glob("*-torch-bf16.json"))
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("garbage\n", "no question with 3 or more"),
+        ("a\tb\tc\n1\t2\t3\n", "not a WikiQA-format TSV"),
+        ("QuestionID\tQuestion\tSentenceID\tSentence\tLabel\nQ1\tq\tS1\n", "not a WikiQA-format TSV"),
+    ],
+)
+def test_export_refuses_a_bad_gate_file_before_exporting(tiny_bert_dir, tmp_path, capsys, text, message):
+    from crossrank.cli.main import main
+
+    gate = tmp_path / "gate.tsv"
+    gate.write_text(text, encoding="utf-8")
+    out = tmp_path / "never"
+    assert main(["export", str(tiny_bert_dir), "--out", str(out), "--gate", str(gate)]) == 2
+    assert message in capsys.readouterr().err and not out.exists()
 
 
 def test_truncated_cached_export_is_rebuilt_and_a_truncated_export_folder_refused(

@@ -210,16 +210,20 @@ def ensure_folder(
     model_file: str,
     what: str,
     build: Callable[[], None],
+    in_cache: bool = False,
 ) -> None:
     """Make ``final`` a current artifact of ``fingerprint``, calling ``build()`` (which writes ``final``
     through :func:`~crossrank.fsutil.swap_in_folder`) only when it is not one already. One process builds
     at a time (a lock beside the folder); what a killed build left behind is cleaned first, and a folder
     left aside by a swap killed between its two renames is put back rather than rebuilt. ``what`` names
-    the artifact in messages (``"ONNX export"``)."""
+    the artifact in messages (``"ONNX export"``). A folder of the user's (``--out``, not ``in_cache``) that
+    holds anything but such an artifact is refused, never replaced; in crossrank's cache one whose
+    manifest is unreadable is damaged and is built again."""
     if is_current(final, fingerprint, manifest_name, model_file):
         logger.info("reusing %s %s", what, final)
         return
-    if final.exists() and read_manifest(final, manifest_name) is None and any(final.iterdir()):
+    unknown = final.exists() and read_manifest(final, manifest_name) is None and any(final.iterdir())
+    if unknown and not in_cache:
         raise BackendError(
             f"{final} exists and is not a crossrank {what}; choose an empty or new --out folder"
         )
@@ -232,7 +236,7 @@ def ensure_folder(
                 shutil.rmtree(leftover, ignore_errors=True)
         if is_current(final, fingerprint, manifest_name, model_file):
             return
-        if final.exists() and read_manifest(final, manifest_name) is not None:
+        if final.exists() and any(final.iterdir()):
             logger.warning("%s in %s is stale or damaged; building it again", what, final)
         build()
 

@@ -57,6 +57,7 @@ CPU_FLAGS = (
 )
 GATE_OPTIONS = {"truncate": "right", "max_length": 512}  # how the gate set is scored (one window per pair)
 REFERENCE = ("torch", "fp32")
+DTYPES = ("auto", "fp32", "bf16", "fp16", "int8")  # what backend="auto" accepts (see the rule)
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,7 +120,10 @@ ENGINES: dict[str, Engine] = {
         "onnx", ("onnxruntime", "onnx"), ("onnxruntime", "onnx", "torch", "transformers"), _prepare_onnx,
         is_prepared=_onnx_prepared,
     ),
-    "torch": Engine("torch", ("torch",), ("torch", "transformers"), _prepare_nothing, isolate=False),
+    "torch": Engine(
+        "torch", ("torch",), ("torch", "transformers"), _prepare_nothing, isolate=False,
+        is_prepared=lambda model_dir, dtype: True,
+    ),
 }
 
 
@@ -279,10 +283,40 @@ def verdict_file(model_dir: Path) -> Path:
 
 
 def read_verdicts(model_dir: Path) -> dict:
+    """The verdict file's content; ``{}`` when it is missing, unreadable or not a JSON object."""
     try:
-        return json.loads(verdict_file(model_dir).read_text(encoding="utf-8"))
+        state = json.loads(verdict_file(model_dir).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return {}
+    return state if isinstance(state, dict) else {}
+
+
+_SUMMARY_FIELDS = ("spearman_mean", "top1_agreement", "n_queries")  # what _summary reads of a gate
+
+
+def _well_formed(verdict) -> bool:
+    """Whether a verdict read back from the file holds what choosing reads (an edited or damaged one is
+    gated again, never a crash)."""
+    if not isinstance(verdict, dict) or not isinstance(verdict.get("passed"), bool):
+        return False
+    if not isinstance(verdict.get("reason"), str):
+        return False
+    gate = verdict.get("gate")
+    return not verdict["passed"] or (
+        isinstance(verdict.get("checked_at"), str)
+        and isinstance(gate, dict)
+        and all(isinstance(gate.get(k), int | float) for k in _SUMMARY_FIELDS)
+    )
+
+
+def _is_reference(logits) -> bool:
+    """Whether ``logits`` (read back from the verdict file) holds one list per gate list, of its length."""
+    from .gate import gate_set
+
+    if not isinstance(logits, list):
+        return False
+    sizes = [len(x) if isinstance(x, list) else None for x in logits]
+    return sizes == [len(g.candidates) for g in gate_set()]
 
 
 def forget(model_dir: str | Path) -> None:
@@ -418,7 +452,9 @@ def _fixed_rule(model_dir: Path, device: str | None, dtype: str) -> tuple[str, s
     if dtype == "int8":
         return "onnx", "int8", "onnx int8: dtype='int8' requested (not gated)"
     if dtype not in ("auto", "fp32"):
-        return "torch", dtype, f"torch: dtype={dtype!r}"  # the torch backend names the valid dtypes
+        from ..errors import InvalidInputError
+
+        raise InvalidInputError(f"dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
     return None
 
 
@@ -462,7 +498,7 @@ class _Chooser:
         self.model_dir, self.key, self.order, self.prepare = model_dir, key, order, prepare
         self.skipped: list[str] = []
         self.state: dict = {}
-        self.unprepared = f"not gated yet ({PREPARE_ENV}=0)"  # why a candidate without a verdict is skipped
+        self.not_preparing = f" ({PREPARE_ENV}=0)"  # why nothing is gated or converted now
 
     def run(self) -> Choice:
         from ..fsutil import file_lock
@@ -478,15 +514,15 @@ class _Chooser:
             except OSError as exc:  # a read-only or full cache: run what needs no preparation
                 logger.warning("auto: cannot prepare in %s (%s); not preparing", lock.parent, exc)
                 self.prepare = False
-                self.unprepared = f"not gated yet: {exc.strerror or exc}: {lock.parent}"
+                self.not_preparing = f": {exc.strerror or exc}: {lock.parent}"
         return self._walk()
 
     def _current_state(self, state: dict) -> dict:
-        if state.get("key") != self.key:
+        if state.get("key") != self.key or not isinstance(state.get("verdicts"), dict):
             if state:
                 logger.warning(
-                    "auto: the cached verdicts for %s are stale (model, CPU or crossrank changed); "
-                    "gating again", self.model_dir,
+                    "auto: the cached verdicts for %s are stale or damaged (model, CPU or crossrank "
+                    "changed); gating again", self.model_dir,
                 )
             runs = state.get("gate_runs", 0)  # gate runs for this folder, ever (stale ones included)
             return {"key": self.key, "model_path": str(self.model_dir), "verdicts": {}, "gate_runs": runs}
@@ -496,7 +532,7 @@ class _Chooser:
         verdict = self.state["verdicts"].get(f"{engine}-{dtype}")
         spec = ENGINES[engine]
         if (
-            verdict
+            _well_formed(verdict)
             and verdict.get("engine_versions") == engine_versions(spec)
             and verdict.get("build") == _json(spec.build(dtype))
         ):
@@ -527,7 +563,7 @@ class _Chooser:
             backend = None
             if verdict is None:
                 if not self.prepare:
-                    self._skip(name, self.unprepared)
+                    self._skip(name, "not gated yet" + self.not_preparing)
                     continue
                 verdict, backend = self._gate(spec, dtype)
             if not verdict["passed"]:
@@ -535,6 +571,9 @@ class _Chooser:
                 continue
             if backend is None:
                 try:
+                    if not self.prepare and not spec.is_prepared(self.model_dir, dtype):
+                        self._skip(name, "gated, but not converted yet" + self.not_preparing)
+                        continue
                     _prepare(spec, self.model_dir, dtype)  # cached: a lookup; deleted: converted again
                     backend = _load(engine, self.model_dir, "cpu", dtype)
                 except Exception as exc:  # any engine failure: fall back, with the reason
@@ -558,7 +597,7 @@ class _Chooser:
 
     def _reference(self) -> list[list[float]]:
         ref = self.state.get("reference")
-        if ref is None:
+        if not _is_reference(ref.get("logits") if isinstance(ref, dict) else None):  # none yet, or damaged
             start = time.perf_counter()
             backend = _load_reference(self.model_dir)
             logits = _score_gate_set(self.model_dir, backend, "torch fp32 (reference)")
@@ -600,7 +639,8 @@ class _Chooser:
             verdict["passed"] = False
             verdict["reason"] = f"{stage} failed: {type(exc).__name__}: {str(exc)[:300]}"
             backend = None
-        self.state["gate_runs"] = self.state.get("gate_runs", 0) + 1
+        runs = self.state.get("gate_runs")
+        self.state["gate_runs"] = (runs if isinstance(runs, int) else 0) + 1
         self.state["verdicts"][f"{spec.name}-{dtype}"] = verdict
         _write(self.model_dir, self.state)
         level = logging.WARNING if not verdict["passed"] else logging.INFO

@@ -100,7 +100,7 @@ def ensure_export(
     artifacts.check_out_folder(final, in_cache=not out)
     artifacts.ensure_folder(
         final, fingerprint, manifest_name=MANIFEST, model_file=MODEL_FILE, what="ONNX export",
-        build=lambda: _export_into(model_dir, final, fingerprint, dtype, opset),
+        build=lambda: _export_into(model_dir, final, fingerprint, dtype, opset), in_cache=not out,
     )
     if out is None:
         prune_stale(model_dir, keep=final)

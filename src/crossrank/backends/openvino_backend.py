@@ -245,7 +245,7 @@ def ensure_ir(
     artifacts.check_out_folder(final, in_cache=not out)
     artifacts.ensure_folder(
         final, fingerprint, manifest_name=MANIFEST, model_file=MODEL_FILE, what="OpenVINO IR",
-        build=lambda: _convert_into(model_dir, final, fingerprint, dtype, recipe, progress),
+        build=lambda: _convert_into(model_dir, final, fingerprint, dtype, recipe, progress), in_cache=not out,
     )
     if out is None:
         prune_stale(model_dir, keep=final)

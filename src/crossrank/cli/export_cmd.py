@@ -43,14 +43,33 @@ def register(sub) -> None:
     parser.set_defaults(func=run)
 
 
+GATE_FORMAT = "a WikiQA-format TSV: a header with QuestionID, Question, SentenceID, Sentence and Label"
+
+
 def check_gate_file(args: argparse.Namespace) -> None:
-    """Refuse a missing --gate file before exporting (not after minutes of work)."""
+    """Refuse a missing or unreadable --gate file before exporting (not after minutes of work)."""
+    import csv
     from pathlib import Path
 
+    from ..backends.gate import wikiqa_lists
     from ..errors import InvalidInputError
 
-    if args.gate and not Path(args.gate).is_file():
-        raise InvalidInputError(f"--gate {args.gate}: no such file (a WikiQA-format TSV)")
+    if not args.gate:
+        return
+    if not Path(args.gate).is_file():
+        raise InvalidInputError(f"--gate {args.gate}: no such file ({GATE_FORMAT})")
+    if args.gate_questions < 0:
+        raise InvalidInputError(f"--gate-questions must be 0 (all) or more, got {args.gate_questions}")
+    try:
+        lists = wikiqa_lists(args.gate, args.gate_questions)
+    except (KeyError, ValueError, AttributeError, csv.Error) as exc:  # a row without its columns
+        raise InvalidInputError(
+            f"--gate {args.gate} is not {GATE_FORMAT} ({type(exc).__name__}: {exc})"
+        ) from None
+    if not lists:
+        raise InvalidInputError(
+            f"--gate {args.gate} has no question with 3 or more candidate sentences ({GATE_FORMAT})"
+        )
 
 
 def run(args: argparse.Namespace) -> int:

@@ -61,13 +61,10 @@ def run_build(args: argparse.Namespace) -> int:
 
     _check_names(args.names)
     for name in args.names:
-        if name not in BUILDABLE_MODELS:  # a local folder: nothing to assemble, its backend to prepare
-            path = resolve_model(name).path
-            prepare_fast_backend(name, path, force=args.force)
-            continue
-        path = ensure_model(name, force=args.force)
+        local = name not in BUILDABLE_MODELS  # a local folder: nothing to assemble, its backend to prepare
+        path = resolve_model(name).path if local else ensure_model(name, force=args.force)
         sys.stdout.write(f"{name}: {path}\n")
-        if args.prepare and name in RERANKERS:
+        if args.prepare and (local or name in RERANKERS):
             prepare_fast_backend(name, path, force=args.force)
     return 0
 

@@ -120,7 +120,7 @@ def test_calibrate_command_end_to_end(shared_data, tmp_path):
         lines = [next(fh) for _ in range(30)]
     data = tmp_path / "lists.jsonl"
     data.write_text("".join(lines), encoding="utf-8")
-    out, saved = tmp_path / "calibrated", tmp_path / "calibration.json"
+    out, saved = tmp_path / "calibrated", tmp_path / "new" / "calibration.json"  # folder made first
     cmd = [sys.executable, "-m", "crossrank.cli.main", "calibrate", "embedded", "--data", str(data)]
     result = subprocess.run(
         [*cmd, "--output", str(out), "--write-json", str(saved), "--json"],
@@ -186,3 +186,17 @@ def test_an_output_folder_that_is_not_a_calibrated_model_is_refused_not_replaced
 
     again = write_calibrated_model(tiny_bert_dir, tmp_path / "cal", CAL)
     assert model_calibration(write_calibrated_model(tiny_bert_dir, again, CAL)) == CAL
+
+
+def test_write_json_naming_a_folder_is_refused_before_scoring(tiny_bert_dir, tmp_path, capsys):
+    """--write-json naming a folder failed only after the scoring (and after --output was written); a
+    missing folder is made first, which the end-to-end test above checks."""
+    from crossrank.cli.main import main
+
+    data = tmp_path / "lists.jsonl"
+    data.write_text(json.dumps({"query": "q", "lang": "en", "pos": ["p"], "neg": ["n"]}) + "\n", "utf-8")
+    out = tmp_path / "calibrated"
+    args = ["calibrate", str(tiny_bert_dir), "--data", str(data), "--output", str(out)]
+    assert main([*args, "--write-json", str(tmp_path)]) == 2
+    assert "is a folder" in capsys.readouterr().err
+    assert not out.exists()

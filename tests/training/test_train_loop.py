@@ -214,3 +214,23 @@ def test_checkpoint_average_refuses_bad_input_before_writing(toy_config, tmp_pat
             main(["--output", str(out), "--checkpoints", *args])
         assert exit_info.value.code == 2 and message in capsys.readouterr().err
     assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--sets", "wikiq"], "--sets: unknown wikiq; choose from wikiqa, cmrc, heldout"),
+        (["--scorers", "cross_encodr"], "--scorers: unknown cross_encodr; choose from cross_encoder"),
+        (["--sets", ","], "--sets: unknown empty list"),
+        (["--sets", "wikiqa", "--scorers", "bi_encoder", "--shared-data", "/nonexistent"], "--shared-data"),
+    ],
+)
+def test_heldout_refuses_unknown_sets_scorers_and_data_folders(args, message, capsys):
+    """An unknown set printed '{}' (nothing evaluated), an unknown scorer and a missing data folder were
+    tracebacks: all three are usage errors naming the option."""
+    from crossrank.training.heldout import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(args)
+    assert exit_info.value.code == 2
+    assert message in capsys.readouterr().err

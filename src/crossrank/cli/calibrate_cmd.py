@@ -6,6 +6,7 @@ import argparse
 import json
 import logging
 import sys
+from pathlib import Path
 
 logger = logging.getLogger(__name__)
 
@@ -54,6 +55,10 @@ def run(args: argparse.Namespace) -> int:
         )
     if args.output:
         check_output_folder(args.output)  # before scoring: it is refused, not replaced, after minutes of work
+    if args.write_json:  # before scoring too: a missing folder failed the run after the model was written
+        if Path(args.write_json).is_dir():
+            raise InvalidInputError(f"--write-json {args.write_json} is a folder; pass a file name")
+        Path(args.write_json).parent.mkdir(parents=True, exist_ok=True)
     tasks, fitted_on = load_tasks(args.data, args.heldout, args.per_source, args.max_candidates)
     if not tasks:
         raise InvalidInputError(
@@ -70,8 +75,6 @@ def run(args: argparse.Namespace) -> int:
         write_calibrated_model(reranker.model.path, args.output, calibration)
         report["output"] = args.output
     if args.write_json:
-        from pathlib import Path
-
         Path(args.write_json).write_text(json.dumps(report["calibration"], indent=2) + "\n", encoding="utf-8")
     if args.json:
         sys.stdout.write(json.dumps(report, indent=2, ensure_ascii=False) + "\n")

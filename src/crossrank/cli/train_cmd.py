@@ -37,7 +37,7 @@ _OPTIONS = {
     "eval_every": (int, "validate every N steps (0: only at the end)"),
     "save_every": (int, "checkpoint every N steps (0: never)"),
     "mine_per_query": (int, "BM25 hard negatives mined per query"),
-    "keep_checkpoints": (int, "checkpoints kept (the newest N)"),
+    "keep_checkpoints": (int, "checkpoints kept (the newest N; 0 keeps all)"),
     "max_time_minutes": (float, "stop (and save) after this many minutes"),
 }
 

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..errors import CrossrankError
 from .metrics import calibration, ranking_metrics
 
 logger = logging.getLogger(__name__)
@@ -126,6 +127,10 @@ def build_sets(args: argparse.Namespace) -> dict[str, list[Task]]:
     return sets
 
 
+SETS = ("wikiqa", "cmrc", "heldout")
+SCORERS = ("cross_encoder", "bi_encoder")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--model", default="embedded", help="cross-encoder: 'embedded' or a folder")
@@ -143,6 +148,11 @@ def main(argv: list[str] | None = None) -> int:
         "--sets", default="wikiqa,cmrc,heldout", help="comma-separated: wikiqa, cmrc, heldout"
     )
     args = parser.parse_args(argv)
+    for option, given, known in (("--sets", args.sets, SETS), ("--scorers", args.scorers, SCORERS)):
+        unknown = sorted(set(filter(None, given.split(","))) - set(known))
+        if unknown or not given.strip(","):
+            what = ", ".join(unknown) or "empty list"
+            parser.error(f"{option}: unknown {what}; choose from {', '.join(known)}")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     import torch
 
@@ -150,7 +160,10 @@ def main(argv: list[str] | None = None) -> int:
 
     torch.set_num_threads(args.threads)
 
-    sets = build_sets(args)
+    try:
+        sets = build_sets(args)
+    except CrossrankError as exc:  # a missing --shared-data folder or data file: say which, no traceback
+        parser.error(f"{exc} (--shared-data names the folder that holds wikiqa/, cmrc2018/ and train/)")
     scorers = {
         "cross_encoder": lambda tasks: cross_encoder_scores(reranker, tasks),
         "bi_encoder": bi_encoder_scores,

@@ -218,6 +218,18 @@ def test_models_build_no_prepare_leaves_a_local_folder_alone(model, home, capsys
     assert not verdict_file(model).exists() and not (home / "openvino").exists()
 
 
+def test_models_build_of_a_folder_with_an_unwritable_cache_is_an_error(model, tmp_path, monkeypatch, capsys):
+    """It printed 'prepared in 8s' and exited 0, every candidate 'not gated yet: Not a directory'."""
+    from crossrank.cli.main import main
+
+    (tmp_path / "blocker").write_text("a file where the cache should be", encoding="utf-8")
+    monkeypatch.setenv("CROSSRANK_HOME", str(tmp_path / "blocker" / "home"))
+    monkeypatch.setenv(auto.PREPARE_ENV, "1")
+    assert main(["models", "build", str(model)]) == 2
+    captured = capsys.readouterr()
+    assert "prepared" not in captured.out and "set CROSSRANK_HOME to a writable folder" in captured.err
+
+
 def test_explicit_choices_are_not_gated(model, home):
     reranker = Reranker(str(model), backend="torch", dtype="fp32")
     assert reranker.info()["backend_reason"] == "backend='torch' requested"

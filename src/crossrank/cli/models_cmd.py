@@ -78,6 +78,9 @@ def prepare_fast_backend(name: str, path, force: bool = False) -> None:
 
     if force:
         auto.forget(path)
+    # The library falls back to unprepared backends when the cache cannot be written; asked to prepare,
+    # say so instead (an OSError, which the CLI reports with the CROSSRANK_HOME hint).
+    auto.verdict_file(path).parent.mkdir(parents=True, exist_ok=True)
     for dtype, label in (("auto", "CPU backend"), ("fp32", "CPU fp32 backend (FlagReranker)")):
         start = time.perf_counter()
         choice = auto.choose(path, "cpu", dtype, prepare=True)

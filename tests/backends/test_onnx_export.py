@@ -176,9 +176,10 @@ def test_export_command(tiny_bert_dir, tmp_path, capsys, shared_data, home):
 @pytest.mark.parametrize(
     "text, message",
     [
-        ("garbage\n", "no question with 3 or more"),
-        ("a\tb\tc\n1\t2\t3\n", "not a WikiQA-format TSV"),
-        ("QuestionID\tQuestion\tSentenceID\tSentence\tLabel\nQ1\tq\tS1\n", "not a WikiQA-format TSV"),
+        ("garbage\n", "no column QuestionID"),
+        ("a\tb\tc\n1\t2\t3\n", "no column QuestionID"),
+        ("QuestionID\tQuestion\tSentenceID\tSentence\tLabel\nQ1\tq\tS1\n", "fewer columns than the header"),
+        ("QuestionID\tQuestion\tSentenceID\tSentence\tLabel\nQ1\tq\tS1\ts\t1\n", "no question with 3"),
     ],
 )
 def test_export_refuses_a_bad_gate_file_before_exporting(tiny_bert_dir, tmp_path, capsys, text, message):

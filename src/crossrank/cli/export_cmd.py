@@ -62,6 +62,8 @@ def check_gate_file(args: argparse.Namespace) -> None:
         raise InvalidInputError(f"--gate-questions must be 0 (all) or more, got {args.gate_questions}")
     try:
         lists = wikiqa_lists(args.gate, args.gate_questions)
+    except InvalidInputError as exc:  # the reader names the file and what is missing
+        raise InvalidInputError(f"--gate {exc}") from None
     except (KeyError, ValueError, AttributeError, csv.Error) as exc:  # a row without its columns
         raise InvalidInputError(
             f"--gate {args.gate} is not {GATE_FORMAT} ({type(exc).__name__}: {exc})"

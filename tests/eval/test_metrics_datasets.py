@@ -147,3 +147,35 @@ def test_malformed_dataset_files_are_errors_naming_the_file(tmp_path, fmt, name,
     (tmp_path / name).write_text(text, encoding="utf-8")
     with pytest.raises(InvalidInputError, match=message):
         load_dataset(tmp_path, fmt)
+
+
+WIKIQA_TSV = (
+    "QuestionID\tQuestion\tSentenceID\tSentence\tLabel\n"
+    "Q1\tcafé?\tS1\tcafé au lait\t1\nQ1\tcafé?\tS2\tno\t0\n"
+)
+
+
+SQUAD = (
+    '{"data": [{"paragraphs": [{"context": "咖啡", "qas": [{"id": "1", "question": "q", '
+    '"answers": [{"text": "咖啡", "answer_start": 0}]}]}]}]}'
+)
+
+
+@pytest.mark.parametrize(
+    ("fmt", "name", "text"),
+    [
+        ("wikiqa", "a.tsv", WIKIQA_TSV),
+        ("beir", "test.tsv", BEIR["test.tsv"] + "\n"),  # a blank line at the end
+        ("cmrc", "a.json", SQUAD),
+    ],
+)
+def test_dataset_files_follow_the_text_file_rule(tmp_path, fmt, name, text):
+    """WikiQA, qrels and SQuAD files were opened as plain UTF-8: a BOM became part of the first column
+    ('no column QuestionID') or a JSON error, and a Latin-1 byte a UnicodeDecodeError traceback."""
+    for file, content in (BEIR if fmt == "beir" else {}).items():
+        (tmp_path / file).write_text(content, encoding="utf-8")
+    (tmp_path / name).write_bytes(b"\xef\xbb\xbf" + text.encode("utf-8"))
+    assert load_dataset(tmp_path, fmt).queries
+    (tmp_path / name).write_bytes(text.encode("utf-8").replace(b"e", b"\xe9", 1))
+    with pytest.raises(InvalidInputError, match=rf"{name}:1"):
+        load_dataset(tmp_path, fmt)

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from ..errors import InvalidInputError
+from ..textfiles import read_lines, read_text
 
 logger = logging.getLogger(__name__)
 
@@ -126,6 +127,11 @@ def _beir_entries(path: Path, keys: tuple[str, ...]):
         yield entry
 
 
+def _lines(path: Path):
+    """The lines of a text file by the one text-file rule (:mod:`crossrank.textfiles`), for ``csv``."""
+    return (line for _, line in read_lines(path))
+
+
 def load_beir(folder: Path) -> EvalSet:
     """BEIR: corpus.jsonl[.gz] (``_id, title, text``), queries.jsonl[.gz], a qrels TSV (``test.tsv`` or
     ``qrels/test.tsv``, header line ``query-id corpus-id score``)."""
@@ -141,16 +147,17 @@ def load_beir(folder: Path) -> EvalSet:
     if qrels_file is None:
         raise InvalidInputError(f"{folder} has no qrels TSV (test.tsv or qrels/test.tsv)")
     qrels: dict[str, dict[str, int]] = {}
-    with qrels_file.open(encoding="utf-8") as handle:
-        for number, row in enumerate(csv.reader(handle, delimiter="\t"), start=1):
-            if number == 1 and not row[-1].lstrip("-").isdigit():
-                continue  # header
-            if len(row) < 3 or not row[2].strip().lstrip("-").isdigit():
-                raise InvalidInputError(
-                    f"{qrels_file}:{number}: expected 'query-id corpus-id score' (score an integer grade)"
-                )
-            if int(row[2]) > 0:
-                qrels.setdefault(row[0], {})[row[1]] = int(row[2])
+    for number, row in enumerate(csv.reader(_lines(qrels_file), delimiter="\t"), start=1):
+        if not any(cell.strip() for cell in row):
+            continue  # a blank line
+        if number == 1 and not row[-1].lstrip("-").isdigit():
+            continue  # header
+        if len(row) < 3 or not row[2].strip().lstrip("-").isdigit():
+            raise InvalidInputError(
+                f"{qrels_file}:{number}: expected 'query-id corpus-id score' (score an integer grade)"
+            )
+        if int(row[2]) > 0:
+            qrels.setdefault(row[0], {})[row[1]] = int(row[2])
     queries = {q: t for q, t in all_queries.items() if q in qrels}
     self_hits = sum(q in corpus for q in queries)
     notes = (
@@ -179,19 +186,18 @@ def read_wikiqa(files: Sequence[Path]) -> dict[str, WikiQAQuestion]:
     including those without a correct sentence: the one reader of the format."""
     questions: dict[str, WikiQAQuestion] = {}
     for file in files:
-        with Path(file).open(encoding="utf-8", newline="") as handle:
-            reader = csv.DictReader(handle, delimiter="\t", quoting=csv.QUOTE_NONE)
-            missing = [c for c in WIKIQA_COLUMNS if c not in (reader.fieldnames or ())]
-            if missing:
-                raise InvalidInputError(
-                    f"{file}: no column {', '.join(missing)}; a WikiQA TSV has the header line "
-                    "QuestionID Question DocumentID DocumentTitle SentenceID Sentence Label"
-                )
-            for number, row in enumerate(reader, start=2):
-                if row["Label"] is None:
-                    raise InvalidInputError(f"{file}:{number}: fewer columns than the header names")
-                entry = questions.setdefault(row["QuestionID"], WikiQAQuestion(row["Question"], []))
-                entry.sentences.append((row["SentenceID"], row["Sentence"], int(row["Label"].strip() == "1")))
+        reader = csv.DictReader(_lines(file), delimiter="\t", quoting=csv.QUOTE_NONE)
+        missing = [c for c in WIKIQA_COLUMNS if c not in (reader.fieldnames or ())]
+        if missing:
+            raise InvalidInputError(
+                f"{file}: no column {', '.join(missing)}; a WikiQA TSV has the header line "
+                "QuestionID Question DocumentID DocumentTitle SentenceID Sentence Label"
+            )
+        for number, row in enumerate(reader, start=2):
+            if row["Label"] is None:
+                raise InvalidInputError(f"{file}:{number}: fewer columns than the header names")
+            entry = questions.setdefault(row["QuestionID"], WikiQAQuestion(row["Question"], []))
+            entry.sentences.append((row["SentenceID"], row["Sentence"], int(row["Label"].strip() == "1")))
     return questions
 
 
@@ -218,7 +224,7 @@ def _squad_paragraphs(folder: Path):
         )
     for file in files:
         try:
-            data = json.loads(file.read_text(encoding="utf-8"))
+            data = json.loads(read_text(file))
         except json.JSONDecodeError as exc:
             raise InvalidInputError(f"{file}:{exc.lineno}: not valid JSON ({exc.msg})") from None
         if not isinstance(data, dict) or "data" not in data:

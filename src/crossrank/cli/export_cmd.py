@@ -46,38 +46,35 @@ def register(sub) -> None:
 GATE_FORMAT = "a WikiQA-format TSV: a header with QuestionID, Question, SentenceID, Sentence and Label"
 
 
-def check_gate_file(args: argparse.Namespace) -> None:
-    """Refuse a missing or unreadable --gate file before exporting (not after minutes of work)."""
-    import csv
+def gate_lists(args: argparse.Namespace) -> list[tuple[str, list[str]]] | None:
+    """The --gate file's query lists, read and checked before exporting (a bad file is refused before
+    minutes of work, not after); ``None`` without --gate."""
     from pathlib import Path
 
     from ..backends.gate import wikiqa_lists
     from ..errors import InvalidInputError
 
     if not args.gate:
-        return
+        return None
     if not Path(args.gate).is_file():
         raise InvalidInputError(f"--gate {args.gate}: no such file ({GATE_FORMAT})")
     if args.gate_questions < 0:
         raise InvalidInputError(f"--gate-questions must be 0 (all) or more, got {args.gate_questions}")
     try:
         lists = wikiqa_lists(args.gate, args.gate_questions)
-    except InvalidInputError as exc:  # the reader names the file and what is missing
+    except InvalidInputError as exc:  # the reader names the file and what is wrong with it
         raise InvalidInputError(f"--gate {exc}") from None
-    except (KeyError, ValueError, AttributeError, csv.Error) as exc:  # a row without its columns
-        raise InvalidInputError(
-            f"--gate {args.gate} is not {GATE_FORMAT} ({type(exc).__name__}: {exc})"
-        ) from None
     if not lists:
         raise InvalidInputError(
             f"--gate {args.gate} has no question with 3 or more candidate sentences ({GATE_FORMAT})"
         )
+    return lists
 
 
 def run(args: argparse.Namespace) -> int:
-    check_gate_file(args)
+    lists = gate_lists(args)
     if args.engine == "openvino":
-        return run_openvino(args)
+        return run_openvino(args, lists)
     from ..backends.onnx_export import DEFAULT_OPSET, ensure_export, read_manifest, write_manifest
     from ..models.resolve import resolve_model
 
@@ -90,7 +87,7 @@ def run(args: argparse.Namespace) -> int:
         from ..backends.gate import gate_record, save_torch_gate
 
         data = f"{args.gate} (first {args.gate_questions} query lists)"
-        result, bf16 = run_gate(model.path, folder, dtype, args.gate, args.gate_questions)
+        result, bf16 = run_gate(model.path, folder, dtype, lists)
         manifest["gate"] = gate_record(result, data)
         write_manifest(folder, manifest)
         if bf16 is not None:
@@ -107,8 +104,9 @@ def run(args: argparse.Namespace) -> int:
     return 0 if not args.gate or manifest["gate"]["passed"] else 1
 
 
-def run_openvino(args: argparse.Namespace) -> int:
-    """``--engine openvino``: convert (or reuse) the IR; with --gate, gate it like an ONNX export."""
+def run_openvino(args: argparse.Namespace, lists) -> int:
+    """``--engine openvino``: convert (or reuse) the IR; with --gate (its ``lists``), gate it like an ONNX
+    export."""
     from ..backends import openvino_backend as ovb
     from ..errors import InvalidInputError
     from ..models.resolve import resolve_model
@@ -123,7 +121,7 @@ def run_openvino(args: argparse.Namespace) -> int:
         from ..backends.gate import gate_record
 
         data = f"{args.gate} (first {args.gate_questions} query lists)"
-        result = run_openvino_gate(model.path, folder, dtype, args.gate, args.gate_questions)
+        result = run_openvino_gate(model.path, folder, dtype, lists)
         manifest["gate"] = gate_record(result, data)
         ovb.write_manifest(folder, manifest)
     summary = {
@@ -138,13 +136,12 @@ def run_openvino(args: argparse.Namespace) -> int:
     return 0 if not args.gate or manifest["gate"]["passed"] else 1
 
 
-def run_openvino_gate(source, folder, dtype: str, tsv: str, n_questions: int):
+def run_openvino_gate(source, folder, dtype: str, lists):
     """The IR against torch fp32 on real query lists (int8: ranking; fp32: exactness)."""
-    from ..backends.gate import MAX_ABS_FP32, compare, score_lists, wikiqa_lists
+    from ..backends.gate import MAX_ABS_FP32, compare, score_lists
     from ..backends.openvino_backend import OpenVINOBackend
     from ..reranker import Reranker
 
-    lists = wikiqa_lists(tsv, n_questions)
     reference = score_lists(Reranker(str(source), backend="torch", dtype="fp32", truncate="right"), lists)
     candidate = Reranker(str(source), backend=OpenVINOBackend(folder, dtype=dtype), truncate="right")
     return compare(
@@ -152,15 +149,14 @@ def run_openvino_gate(source, folder, dtype: str, tsv: str, n_questions: int):
     )
 
 
-def run_gate(source, folder, dtype: str, tsv: str, n_questions: int):
+def run_gate(source, folder, dtype: str, lists):
     """Compare the export with torch fp32 on real query lists (int8: ranking; fp32: exactness); on a CPU
     with native bf16, torch bf16 too (ranking), so ``auto`` can weigh it. Returns (export, bf16 or None)."""
-    from ..backends.gate import MAX_ABS_FP32, compare, score_lists, wikiqa_lists
+    from ..backends.gate import MAX_ABS_FP32, compare, score_lists
     from ..backends.onnx_backend import OnnxBackend
     from ..backends.torch_backend import cpu_supports_bf16
     from ..reranker import Reranker
 
-    lists = wikiqa_lists(tsv, n_questions)
     reference = score_lists(Reranker(str(source), backend="torch", dtype="fp32", truncate="right"), lists)
     candidate = Reranker(str(source), backend=OnnxBackend(folder, dtype=dtype), truncate="right")
     result = compare(

@@ -193,11 +193,14 @@ def read_wikiqa(files: Sequence[Path]) -> dict[str, WikiQAQuestion]:
                 f"{file}: no column {', '.join(missing)}; a WikiQA TSV has the header line "
                 "QuestionID Question DocumentID DocumentTitle SentenceID Sentence Label"
             )
-        for number, row in enumerate(reader, start=2):
-            if row["Label"] is None:
-                raise InvalidInputError(f"{file}:{number}: fewer columns than the header names")
-            entry = questions.setdefault(row["QuestionID"], WikiQAQuestion(row["Question"], []))
-            entry.sentences.append((row["SentenceID"], row["Sentence"], int(row["Label"].strip() == "1")))
+        try:
+            for number, row in enumerate(reader, start=2):
+                if row["Label"] is None:
+                    raise InvalidInputError(f"{file}:{number}: fewer columns than the header names")
+                entry = questions.setdefault(row["QuestionID"], WikiQAQuestion(row["Question"], []))
+                entry.sentences.append((row["SentenceID"], row["Sentence"], int(row["Label"].strip() == "1")))
+        except csv.Error as exc:  # e.g. a field over csv's size limit: not a WikiQA TSV
+            raise InvalidInputError(f"{file}: {exc}") from None
     return questions
 
 
